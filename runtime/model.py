@@ -1,0 +1,130 @@
+"""The ONNX model: an onnxruntime session plus the geometry read from its metadata."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from powerseg.errors import ModelError, ModelNotFoundError
+from powerseg.models import model_path
+
+from .providers import resolve_providers
+
+REQUIRED_METADATA = ("sample_rate", "window_samples", "num_frames", "frame_start_samples",
+                     "frame_step_samples", "frame_duration_samples", "num_speakers",
+                     "max_speakers_per_frame", "powerset")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Frame geometry and class table of a segmentation model, read from its ONNX metadata."""
+
+    sample_rate: int
+    window_samples: int
+    num_frames: int
+    frame_start_samples: int
+    frame_step_samples: int
+    frame_duration_samples: int
+    mapping: np.ndarray  # (classes, speakers) 0/1: which speakers each powerset class holds
+    metadata: dict[str, str]
+
+    @property
+    def window(self) -> float:
+        return self.window_samples / self.sample_rate
+
+    @property
+    def frame_start(self) -> float:
+        return self.frame_start_samples / self.sample_rate
+
+    @property
+    def frame_step(self) -> float:
+        return self.frame_step_samples / self.sample_rate
+
+    @property
+    def frame_duration(self) -> float:
+        return self.frame_duration_samples / self.sample_rate
+
+    @property
+    def num_speakers(self) -> int:
+        return self.mapping.shape[1]
+
+    @classmethod
+    def from_metadata(cls, props: dict[str, str], source: str) -> ModelSpec:
+        missing = [key for key in REQUIRED_METADATA if key not in props]
+        if missing:
+            raise ModelError(f"{source}: ONNX metadata lacks {', '.join(missing)}; "
+                             "not a powerseg export (re-export it with `powerseg export`)")
+        try:
+            ints = {key: int(props[key]) for key in REQUIRED_METADATA[:-1]}
+            mapping = np.asarray(json.loads(props["powerset"]), dtype=np.float32)
+        except (ValueError, TypeError) as error:
+            raise ModelError(f"{source}: malformed ONNX metadata ({error})") from None
+        if mapping.ndim != 2 or mapping.shape[1] != ints["num_speakers"] or \
+                mapping.sum(axis=1).max() != ints["max_speakers_per_frame"]:
+            raise ModelError(f"{source}: metadata 'powerset' does not match num_speakers/"
+                             "max_speakers_per_frame")
+        return cls(ints["sample_rate"], ints["window_samples"], ints["num_frames"],
+                   ints["frame_start_samples"], ints["frame_step_samples"],
+                   ints["frame_duration_samples"], mapping, dict(props))
+
+
+def resolve_model(model: str | os.PathLike) -> Path:
+    """A shipped variant name ("fp32", "int8", ...) or a path to an .onnx file."""
+    if isinstance(model, str) and "/" not in model and not model.endswith(".onnx"):
+        return model_path(model)
+    path = Path(model)
+    if not path.exists():
+        raise ModelNotFoundError(f"{path}: no such model file")
+    if not path.is_file():
+        raise ModelError(f"{path}: not a file")
+    return path
+
+
+class OnnxModel:
+    """Runs fixed-size windows through onnxruntime: (batch, window) -> (batch, frames, classes)."""
+
+    def __init__(self, model: str | os.PathLike = "fp32", threads: int | None = None,
+                 providers: str | list = "auto"):
+        self.path = resolve_model(model)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.inter_op_num_threads = 1
+        if threads:
+            options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        chosen = resolve_providers(providers)
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=chosen)
+        except Exception as error:  # onnxruntime raises its own untyped exceptions
+            raise ModelError(f"{self.path}: onnxruntime cannot load this model "
+                             f"({str(error).strip().splitlines()[0][:200]})") from None
+        self.spec = ModelSpec.from_metadata(self.session.get_modelmeta().custom_metadata_map,
+                                            str(self.path))
+        self._check_io()
+        self.provider = self.session.get_providers()[0]
+
+    def _check_io(self) -> None:
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelError(f"{self.path}: expected one input and one output")
+        shape, spec = inputs[0].shape, self.spec
+        if len(shape) != 3 or shape[1] != 1 or shape[2] != spec.window_samples:
+            raise ModelError(f"{self.path}: input shape {shape} is not (batch, 1, "
+                             f"{spec.window_samples}) as its metadata says")
+        out = outputs[0].shape
+        if len(out) != 3 or out[1] != spec.num_frames or out[2] != len(spec.mapping):
+            raise ModelError(f"{self.path}: output shape {out} is not (batch, {spec.num_frames}, "
+                             f"{len(spec.mapping)})")
+        self._input, self._input_type = inputs[0].name, inputs[0].type
+
+    def __call__(self, windows: np.ndarray) -> np.ndarray:
+        """(batch, window_samples) float32 -> (batch, num_frames, classes) log-probabilities."""
+        dtype = np.float16 if self._input_type == "tensor(float16)" else np.float32
+        feed = np.ascontiguousarray(windows[:, None, :], dtype=dtype)
+        return self.session.run(None, {self._input: feed})[0].astype(np.float32, copy=False)

@@ -1,0 +1,148 @@
+"""``Segmenter``: audio in, aggregated speech/overlap scores and per-chunk speaker activations out."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from powerseg.errors import AudioError, OptionError
+
+from .audio import blocks, prepare
+from .binarize import BinarizeOptions, Region, binarize
+from .framing import Framing
+from .model import OnnxModel
+from .stream import FrameScores, Stream
+
+
+@dataclass(frozen=True)
+class SegmenterOptions:
+    """Everything that decides a result; returned with it, so a result says how it was made."""
+
+    model: str = "fp32"  # "fp32", "int8" or the path of an .onnx file
+    step: float = 1.0  # seconds between window starts (pyannote's default for this model)
+    batch_size: int = 32
+    threads: int | None = None  # onnxruntime intra-op threads; None = one per core
+    providers: str | tuple = "auto"  # "auto", "cpu", "cuda" or onnxruntime provider list
+    soft: bool = False  # powerset decoding: False = argmax (pyannote), True = probabilities
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, os.PathLike):
+            object.__setattr__(self, "model", os.fspath(self.model))
+        if isinstance(self.providers, list):
+            object.__setattr__(self, "providers", tuple(self.providers))
+        if isinstance(self.step, bool) or not isinstance(self.step, (int, float)) or \
+                not np.isfinite(self.step) or self.step <= 0:
+            raise OptionError(f"step must be a positive number of seconds, got {self.step!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or \
+                self.batch_size < 1:
+            raise OptionError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or
+                                         not isinstance(self.threads, int) or self.threads < 1):
+            raise OptionError(f"threads must be a positive integer or None, got {self.threads!r}")
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    """Scores on the frame grid (start + i * step, each frame ``frame_duration`` long)."""
+
+    speech: np.ndarray  # (frames,) float32: aggregated voice-activity score
+    overlap: np.ndarray  # (frames,) float32: aggregated overlapped-speech score
+    count: np.ndarray  # (frames,) uint8: estimated number of active speakers
+    activations: np.ndarray | None  # (chunks, frames_per_chunk, speakers) per-chunk activations
+    frame_start: float
+    frame_step: float
+    frame_duration: float
+    chunk_step: float
+    chunk_duration: float
+    duration: float  # seconds of audio
+    options: SegmenterOptions
+    provider: str
+    metadata: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.speech)
+
+    @property
+    def frame_times(self) -> np.ndarray:
+        return self.frame_start + np.arange(self.num_frames) * self.frame_step
+
+    def _regions(self, scores: np.ndarray, label: str, options: BinarizeOptions | None,
+                 kwargs: dict) -> list[Region]:
+        options = options or BinarizeOptions(**kwargs)
+        return binarize(scores, self.frame_start, self.frame_step, self.frame_duration,
+                        options, label)
+
+    def vad(self, options: BinarizeOptions | None = None, **kwargs) -> list[Region]:
+        """Speech regions (pyannote's VoiceActivityDetection); kwargs are BinarizeOptions fields."""
+        return self._regions(self.speech, "SPEECH", options, kwargs)
+
+    def osd(self, options: BinarizeOptions | None = None, **kwargs) -> list[Region]:
+        """Overlapped-speech regions (pyannote's OverlappedSpeechDetection)."""
+        return self._regions(self.overlap, "OVERLAP", options, kwargs)
+
+
+class Segmenter:
+    """pyannote/segmentation-3.0 over recordings of any length, with onnxruntime.
+
+    Holds no per-call state: one instance can serve many threads at once.
+    """
+
+    def __init__(self, model: str | os.PathLike = "fp32", step: float = 1.0, batch_size: int = 32,
+                 threads: int | None = None, providers: str | list | tuple = "auto",
+                 soft: bool = False, options: SegmenterOptions | None = None):
+        self.options = options or SegmenterOptions(model=model, step=step, batch_size=batch_size,
+                                                   threads=threads, providers=providers, soft=soft)
+        self.model = OnnxModel(self.options.model, self.options.threads, self.options.providers)
+        self.spec = self.model.spec
+        if self.options.step > self.spec.window:
+            raise OptionError(f"step ({self.options.step:g} s) must not exceed the window "
+                              f"({self.spec.window:g} s): frames between windows would be lost")
+        if round(self.options.step * self.spec.sample_rate) < 1:
+            raise OptionError(f"step ({self.options.step:g} s) is shorter than one sample")
+        self.framing = Framing(self.spec, float(self.options.step))
+
+    @property
+    def provider(self) -> str:
+        return self.model.provider
+
+    def stream(self, keep_activations: bool = False) -> Stream:
+        """A live stream: ``push(samples)`` as audio arrives, ``flush()`` at its end."""
+        return Stream(self, keep_activations=keep_activations)
+
+    def __call__(self, audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
+                 activations: bool = True) -> Segmentation:
+        """Segment a file (read in blocks) or an array (``sample_rate`` required)."""
+        stream = self.stream(keep_activations=activations)
+        if isinstance(audio, (str, os.PathLike)):
+            if sample_rate is not None:
+                raise OptionError("sample_rate is only for arrays: files carry their own")
+            parts = [stream.push(block) for block in blocks(Path(audio), self.spec.sample_rate)]
+        else:
+            if sample_rate is None:
+                raise OptionError("sample_rate is required with an array input")
+            parts = [stream.push(prepare(audio, sample_rate, self.spec.sample_rate))]
+        if stream.samples_pushed == 0:
+            raise AudioError(f"{audio}: decodes to zero samples")
+        parts.append(stream.flush())
+        return self._result(parts, stream)
+
+    def _result(self, parts: list[FrameScores], stream: Stream) -> Segmentation:
+        spec = self.spec
+        acts = None
+        if stream.activations is not None:
+            acts = np.stack(stream.activations) if stream.activations else \
+                np.zeros((0, spec.num_frames, spec.num_speakers), np.float32)
+        return Segmentation(
+            speech=np.concatenate([p.speech for p in parts]),
+            overlap=np.concatenate([p.overlap for p in parts]),
+            count=np.concatenate([p.count for p in parts]),
+            activations=acts,
+            frame_start=spec.frame_start, frame_step=spec.frame_step,
+            frame_duration=spec.frame_duration, chunk_step=self.options.step,
+            chunk_duration=spec.window, duration=stream.samples_pushed / spec.sample_rate,
+            options=self.options, provider=self.provider, metadata=dict(spec.metadata),
+        )
