@@ -41,3 +41,7 @@ class OptionError(PowersegError, ValueError):
 
 class ProviderError(PowersegError, RuntimeError):
     """An execution provider was asked for that this onnxruntime cannot give."""
+
+
+class VerificationError(ModelError):
+    """An exported model disagrees with the torch model beyond the stated tolerance."""

@@ -52,3 +52,13 @@ class Framing:
             duration = num_samples / s.sample_rate
             frames = min(frames, math.floor((duration - s.frame_start) / s.frame_step) + 1)
         return frames
+
+    def windows(self, samples: np.ndarray) -> np.ndarray:
+        """All (chunks, window_samples) windows of a signal, the last zero-padded as pyannote's."""
+        window, step = self.spec.window_samples, self.step_samples
+        full, has_last = self.num_chunks(len(samples))
+        out = np.zeros((full + has_last, window), dtype=np.float32)
+        for i in range(full + has_last):
+            part = samples[i * step:i * step + window]
+            out[i, :len(part)] = part
+        return out

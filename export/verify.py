@@ -1,0 +1,69 @@
+"""Check an exported ONNX file against the torch model it came from, on real audio."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from powerseg.errors import VerificationError
+from powerseg.runtime.audio import load_audio
+from powerseg.runtime.framing import Framing
+from powerseg.runtime.model import OnnxModel
+
+from .pyannet import PyanNet
+
+# Probabilities, not log-probabilities: log-probs of near-impossible classes differ meaninglessly.
+PROB_TOLERANCE = 1e-3
+MAX_BAD_FRAMES = 1e-4  # fraction of frames allowed past PROB_TOLERANCE or with another argmax
+
+
+@dataclass(frozen=True)
+class Parity:
+    frames: int
+    within_tolerance: float  # fraction of frames whose 7 probabilities all agree within 1e-3
+    worst: float  # largest probability difference on any frame
+    argmax_agreement: float  # fraction of frames with the same most likely class
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def compare(reference: np.ndarray, candidate: np.ndarray) -> Parity:
+    """Per-frame agreement of two (chunks, frames, classes) log-probability arrays."""
+    diff = np.abs(np.exp(reference) - np.exp(candidate)).max(axis=-1)
+    same = reference.argmax(-1) == candidate.argmax(-1)
+    return Parity(int(diff.size), float((diff <= PROB_TOLERANCE).mean()), float(diff.max()),
+                  float(same.mean()))
+
+
+def audio_windows(model: OnnxModel, audio: list[Path], step: float = 1.0) -> np.ndarray:
+    """10 s windows every ``step`` seconds of each file, as the runtime makes them."""
+    framing = Framing(model.spec, step)
+    return np.concatenate([framing.windows(load_audio(p, model.spec.sample_rate)) for p in audio])
+
+
+def torch_logprobs(model: PyanNet, windows: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    with torch.inference_mode():
+        return np.concatenate([model(torch.from_numpy(windows[i:i + batch_size])[:, None]).numpy()
+                               for i in range(0, len(windows), batch_size)])
+
+
+def onnx_logprobs(model: OnnxModel, windows: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    return np.concatenate([model(windows[i:i + batch_size])
+                           for i in range(0, len(windows), batch_size)])
+
+
+def verify(onnx_path: Path, torch_model: PyanNet, audio: list[Path]) -> Parity:
+    """Raise VerificationError unless the ONNX file matches torch on ``audio``."""
+    model = OnnxModel(onnx_path, providers="cpu")
+    windows = audio_windows(model, audio)
+    parity = compare(torch_logprobs(torch_model, windows), onnx_logprobs(model, windows))
+    bad = max(1 - parity.within_tolerance, 1 - parity.argmax_agreement)
+    if bad > MAX_BAD_FRAMES:
+        raise VerificationError(
+            f"{onnx_path}: ONNX and torch disagree on {bad:.4%} of {parity.frames} frames "
+            f"(allowed {MAX_BAD_FRAMES:.2%}; worst probability difference {parity.worst:.2e})")
+    return parity

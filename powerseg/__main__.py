@@ -1,0 +1,5 @@
+import sys
+
+from powerseg.cli import main
+
+sys.exit(main())

@@ -1,0 +1,101 @@
+"""Output files: RTTM, JSON and npz, each written whole or not at all."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+from typing import IO, Iterator
+
+import numpy as np
+
+from .binarize import Region
+from .segmenter import Segmentation
+
+JSON_SCHEMA_VERSION = 1
+
+
+@contextmanager
+def atomic_output(path: str | Path, binary: bool = False) -> Iterator[IO]:
+    """Write to a temporary file beside ``path`` and rename it into place only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def uri_of(path: str | Path) -> str:
+    """RTTM-safe recording name: the file stem, without spaces."""
+    return Path(path).stem.replace(" ", "_") or "audio"
+
+
+def rttm_lines(uri: str, regions: Iterable[Region]) -> list[str]:
+    """NIST RTTM lines, as pyannote.core's ``Annotation.write_rttm`` writes them."""
+    return [f"SPEAKER {uri} 1 {r.start:.3f} {r.duration:.3f} <NA> <NA> {r.label} <NA> <NA>\n"
+            for r in regions]
+
+
+def regions_json(uri: str, regions: list[Region], result: Segmentation) -> dict:
+    return {
+        "schema": JSON_SCHEMA_VERSION,
+        "uri": uri,
+        "duration": result.duration,
+        "regions": [{"start": round(r.start, 6), "end": round(r.end, 6), "label": r.label}
+                    for r in regions],
+        "options": _options(result),
+        "provider": result.provider,
+        "model": result.metadata.get("model", ""),
+        "variant": result.metadata.get("variant", ""),
+    }
+
+
+def _options(result: Segmentation) -> dict:
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(result.options).items()}
+
+
+def scores_npz(result: Segmentation) -> dict[str, np.ndarray]:
+    """Aggregated scores and their frame grid (seconds)."""
+    return {
+        "speech": result.speech, "overlap": result.overlap, "count": result.count,
+        "frame_start": np.float64(result.frame_start), "frame_step": np.float64(result.frame_step),
+        "frame_duration": np.float64(result.frame_duration),
+        "duration": np.float64(result.duration),
+    }
+
+
+def segment_npz(result: Segmentation) -> dict[str, np.ndarray]:
+    """Per-chunk speaker activations and their chunk/frame grids (seconds)."""
+    return {
+        "activations": result.activations,
+        "chunk_start": np.float64(0.0), "chunk_step": np.float64(result.chunk_step),
+        "chunk_duration": np.float64(result.chunk_duration),
+        "frame_start": np.float64(result.frame_start), "frame_step": np.float64(result.frame_step),
+        "frame_duration": np.float64(result.frame_duration),
+    }
+
+
+def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    with atomic_output(path, binary=True) as f:
+        f.write(buffer.getvalue())
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_output(path) as f:
+        f.write(text)
+
+
+def dumps_json(data: dict | list) -> str:
+    return json.dumps(data, indent=1) + "\n"

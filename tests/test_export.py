@@ -1,0 +1,75 @@
+"""The export stage: shipped files are self-describing, verified, and reproducible from the checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from powerseg.errors import VerificationError
+from powerseg.export.onnx_export import export_onnx
+from powerseg.export.verify import verify
+from powerseg.models import model_path
+from powerseg.runtime.audio import load_audio
+from powerseg.runtime.framing import Framing
+from powerseg.runtime.model import OnnxModel
+from powerseg.samples import sample_path
+
+KEYS = ("sample_rate", "window_samples", "frame_start_samples", "frame_step_samples",
+        "frame_duration_samples", "num_speakers", "max_speakers_per_frame", "powerset",
+        "checkpoint_sha256", "producer", "producer_version")
+
+
+@pytest.mark.parametrize("variant", ["fp32", "int8"])
+def test_shipped_model_is_self_describing(variant):
+    proto = onnx.load(str(model_path(variant)))
+    onnx.checker.check_model(proto, full_check=True)
+    assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert set(KEYS) <= set(meta)
+    assert meta["variant"] == variant
+    assert (meta["sample_rate"], meta["window_samples"]) == ("16000", "160000")
+    assert (meta["frame_step_samples"], meta["frame_duration_samples"]) == ("270", "991")
+    assert json.loads(meta["powerset"]) == [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1],
+                                            [1, 1, 0], [1, 0, 1], [0, 1, 1]]
+    dims = proto.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims[1:]] == [1, 160000]
+
+
+def test_manifest_checksums_match_shipped_files():
+    from powerseg.export.checkpoint import sha256
+
+    manifest = json.loads((model_path("fp32").parent / "manifest.json").read_text())
+    for name, entry in manifest["files"].items():
+        assert sha256(model_path("fp32").parent / name) == entry["sha256"], name
+
+
+def test_verify_catches_a_wrong_export(tmp_path, torch_model):
+    path = export_onnx(torch_model, tmp_path / "m.onnx")
+    assert verify(path, torch_model, [sample_path()]).argmax_agreement >= 0.9999
+    broken = type(torch_model)()  # same architecture, one bias off by 0.5
+    broken.load_state_dict(torch_model.state_dict())
+    with torch.no_grad():
+        broken.classifier.bias[0] += 0.5
+    broken.eval()
+    with pytest.raises(VerificationError, match="disagree"):
+        verify(path, broken, [sample_path()])
+
+
+@pytest.mark.slow
+def test_export_command_reproduces_shipped_models(tmp_path, checkpoint):
+    from powerseg.cli import main
+
+    out = tmp_path / "segmentation-3.0.onnx"
+    assert main(["export", "--checkpoint", str(checkpoint), "--output", str(out),
+                 "--quantize", "int8"]) == 0
+    windows = Framing(OnnxModel("fp32").spec, 1.0).windows(load_audio(sample_path(), 16000))
+    for variant, name in (("fp32", out.name), ("int8", "segmentation-3.0.int8.onnx")):
+        shipped = OnnxModel(variant, providers="cpu")(windows)
+        regenerated = OnnxModel(out.parent / name, providers="cpu")(windows)
+        assert np.abs(np.exp(shipped) - np.exp(regenerated)).max() <= 1e-5, variant
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["files"]["segmentation-3.0.onnx"]["parity_vs_torch"]["argmax_agreement"] >= 0.9999
