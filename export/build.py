@@ -14,15 +14,16 @@ from powerseg.runtime.model import OnnxModel
 from powerseg.samples import sample_path
 
 from .checkpoint import load_checkpoint, sha256
+from .fp16 import convert_fp16
 from .onnx_export import export_onnx
 from .quantize import quantize_int8
 from .verify import audio_windows, compare, onnx_logprobs, verify
 
 
-def build(checkpoint: str | Path, output: str | Path, quantize: str | None = None,
+def build(checkpoint: str | Path, output: str | Path, variants: list[str] = (),
           audio: list[Path] | None = None, token: str | None = None,
           command: str | None = None) -> dict:
-    """Export ``checkpoint`` to ``output`` (fp32), optionally its int8 sibling; write manifest.json.
+    """Export ``checkpoint`` to ``output`` (fp32) plus sibling ``variants``; write manifest.json.
 
     ``audio`` (default: the bundled recording) serves both to verify the export
     and to calibrate the quantizer, so the result depends only on these inputs.
@@ -32,14 +33,17 @@ def build(checkpoint: str | Path, output: str | Path, quantize: str | None = Non
     model = load_checkpoint(checkpoint, token=token)
     export_onnx(model, output)
     files = {output.name: {"variant": "fp32", "parity_vs_torch": verify(output, model, audio).as_dict()}}
-    if quantize == "int8":
-        int8 = output.with_name(output.name.replace(".onnx", ".int8.onnx"))
-        fp32_model = OnnxModel(output, providers="cpu")
-        windows = audio_windows(fp32_model, audio)
-        quantize_int8(output, int8, calibration=list(windows))
-        agreement = compare(onnx_logprobs(fp32_model, windows),
-                            onnx_logprobs(OnnxModel(int8, providers="cpu"), windows))
-        files[int8.name] = {"variant": "int8", "parity_vs_fp32": agreement.as_dict()}
+    fp32_model = OnnxModel(output, providers="cpu")
+    windows = audio_windows(fp32_model, audio)
+    fp32_logprobs = onnx_logprobs(fp32_model, windows)
+    for variant in variants:
+        path = output.with_name(output.name.replace(".onnx", f".{variant}.onnx"))
+        if variant == "int8":
+            quantize_int8(output, path, calibration=list(windows))
+        else:
+            convert_fp16(output, path)
+        agreement = compare(fp32_logprobs, onnx_logprobs(OnnxModel(path, providers="cpu"), windows))
+        files[path.name] = {"variant": variant, "parity_vs_fp32": agreement.as_dict()}
     for name, entry in files.items():
         entry["sha256"] = sha256(output.parent / name)
     manifest = {

@@ -23,7 +23,7 @@ KEYS = ("sample_rate", "window_samples", "frame_start_samples", "frame_step_samp
         "checkpoint_sha256", "producer", "producer_version")
 
 
-@pytest.mark.parametrize("variant", ["fp32", "int8"])
+@pytest.mark.parametrize("variant", ["fp32", "int8", "fp16"])
 def test_shipped_model_is_self_describing(variant):
     proto = onnx.load(str(model_path(variant)))
     onnx.checker.check_model(proto, full_check=True)
@@ -65,9 +65,10 @@ def test_export_command_reproduces_shipped_models(tmp_path, checkpoint):
 
     out = tmp_path / "segmentation-3.0.onnx"
     assert main(["export", "--checkpoint", str(checkpoint), "--output", str(out),
-                 "--quantize", "int8"]) == 0
+                 "--quantize", "int8", "fp16"]) == 0
     windows = Framing(OnnxModel("fp32").spec, 1.0).windows(load_audio(sample_path(), 16000))
-    for variant, name in (("fp32", out.name), ("int8", "segmentation-3.0.int8.onnx")):
+    for variant, name in (("fp32", out.name), ("int8", "segmentation-3.0.int8.onnx"),
+                          ("fp16", "segmentation-3.0.fp16.onnx")):
         shipped = OnnxModel(variant, providers="cpu")(windows)
         regenerated = OnnxModel(out.parent / name, providers="cpu")(windows)
         assert np.abs(np.exp(shipped) - np.exp(regenerated)).max() <= 1e-5, variant
