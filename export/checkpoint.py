@@ -83,6 +83,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(f"{path}: refused to unpickle: {_first_line(error)}") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, KeyError, ValueError) as error:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint: {_first_line(error)}") from None
+    except (TypeError, AttributeError, IndexError, OverflowError) as error:
+        # an allowed class given arguments it does not take, and other malformed pickles
+        raise CheckpointError(f"{path}: malformed checkpoint, not pyannote/segmentation-3.0's: "
+                              f"{_first_line(error)}") from None
     if not isinstance(content, dict) or "state_dict" not in content:
         raise CheckpointError(f"{path}: no 'state_dict' in checkpoint; not a Lightning checkpoint")
     return content
@@ -95,6 +99,17 @@ def _first_line(error: BaseException) -> str:
 
 def build_model(content: dict[str, Any], source: str = "checkpoint") -> PyanNet:
     """PyanNet from the checkpoint's hyper-parameters, weights loaded, in eval mode."""
+    try:
+        return _build_model(content, source)
+    except CheckpointError:
+        raise
+    except (AttributeError, TypeError, ValueError, KeyError, IndexError) as error:
+        raise CheckpointError(f"{source}: malformed checkpoint hyper-parameters or specifications "
+                              f"({type(error).__name__}: {_first_line(error)}); not a "
+                              "pyannote/segmentation-3.0 checkpoint") from None
+
+
+def _build_model(content: dict[str, Any], source: str) -> PyanNet:
     info = content.get("pyannote.audio", {})
     arch = info.get("architecture", {})
     if arch and arch.get("class") != "PyanNet":

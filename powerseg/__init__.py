@@ -2,9 +2,10 @@
 
 __version__ = "0.1.0"
 
-from .errors import (AudioError, CheckpointError, ModelError, OptionError, PowersegError,  # noqa: E402
-                     ProviderError)
+from .errors import (AudioError, CheckpointError, ModelError, OptionError, OutputError,  # noqa: E402
+                     PowersegError, ProviderError)
 from .runtime import Segmentation, Segmenter, SegmenterOptions  # noqa: E402
 
-__all__ = ["AudioError", "CheckpointError", "ModelError", "OptionError", "PowersegError",
-           "ProviderError", "Segmentation", "Segmenter", "SegmenterOptions", "__version__"]
+__all__ = ["AudioError", "CheckpointError", "ModelError", "OptionError", "OutputError",
+           "PowersegError", "ProviderError", "Segmentation", "Segmenter", "SegmenterOptions",
+           "__version__"]

@@ -43,5 +43,9 @@ class ProviderError(PowersegError, RuntimeError):
     """An execution provider was asked for that this onnxruntime cannot give."""
 
 
+class OutputError(PowersegError, OSError):
+    """An output file cannot be written (a directory in the way, no permission, disk full)."""
+
+
 class VerificationError(ModelError):
     """An exported model disagrees with the torch model beyond the stated tolerance."""

@@ -13,33 +13,57 @@ from powerseg.errors import AudioError, AudioNotFoundError
 
 # Blocks of this many seconds keep memory flat while reading long files.
 BLOCK_SECONDS = 60.0
+# Sample rates outside this range are a corrupt header, not audio (and a tiny rate would be
+# upsampled into an enormous signal).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 4000, 1_000_000
 
 
 def _open(path: Path) -> sf.SoundFile:
-    if not path.exists():
-        raise AudioNotFoundError(f"{path}: no such file")
-    if path.is_dir():
-        raise AudioError(f"{path}: is a directory, not an audio file")
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: empty file")
     try:
-        return sf.SoundFile(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as error:
-        raise AudioError(f"{path}: cannot decode audio ({_reason(error)}); "
-                         "expected a format libsndfile reads (wav, flac, ogg, ...)") from None
+        exists, is_dir = path.exists(), path.is_dir()
+        size = path.stat().st_size if exists else None
+    except OSError as error:  # unreadable path: name too long, permission, I/O error
+        raise AudioError(f"{path}: cannot access ({error.strerror or error})") from None
+    if not exists:
+        raise AudioNotFoundError(f"{path}: no such file")
+    if is_dir:
+        raise AudioError(f"{path}: is a directory, not an audio file")
+    if size == 0:
+        raise AudioError(f"{path}: empty file (0 bytes), no audio to read")
+    try:
+        f = sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as error:
+        reason = _reason(error)
+        hint = " (a text or other non-audio file?)" if "not recognised" in reason else ""
+        raise AudioError(f"{path}: cannot decode audio: {reason}{hint}; the file is corrupt or "
+                         "in a format libsndfile does not read (it reads wav, flac, ogg, mp3...): "
+                         "repair or convert it (e.g. ffmpeg -i IN -ar 16000 OUT.wav)") from None
+    if not MIN_SAMPLE_RATE <= f.samplerate <= MAX_SAMPLE_RATE:
+        f.close()
+        raise AudioError(f"{path}: implausible sample rate {f.samplerate} Hz (expected "
+                         f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz); the header is corrupt")
+    return f
 
 
 def _reason(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[-1] if text else type(error).__name__
+    """libsndfile's own words, without the "Error opening '<path>': " prefix that repeats the path."""
+    text = getattr(error, "error_string", None) or str(error)
+    lines = text.strip().splitlines()
+    text = lines[-1].strip() if lines else ""
+    text = text.removeprefix("Error : ").strip()
+    return text.rstrip(".") or type(error).__name__
 
 
 def check_finite(samples: np.ndarray, sample_rate: int, source: str, offset: int = 0) -> None:
     """Refuse NaN/Inf samples, naming the first bad time (the model would turn them into NaN)."""
     bad = ~np.isfinite(samples)
     if bad.any():
-        index = int(np.argmax(bad.reshape(len(samples), -1).any(axis=1))) + offset
-        raise AudioError(f"{source}: non-finite sample (NaN or Inf) at {index / sample_rate:.3f} s")
+        row = int(np.argmax(bad.reshape(len(samples), -1).any(axis=1)))
+        kind = "NaN" if np.isnan(samples[row]).any() else "infinite"
+        index = row + offset
+        raise AudioError(f"{source}: {kind} sample at {index / sample_rate:.3f} s (sample {index}); "
+                         "the model needs finite values: repair the recording or replace them "
+                         "(e.g. numpy.nan_to_num)")
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
@@ -62,8 +86,11 @@ def blocks(path: str | Path, sample_rate: int) -> Iterator[np.ndarray]:
             try:
                 data = f.read(block, dtype="float32", always_2d=True)
             except (sf.LibsndfileError, RuntimeError) as error:
-                raise AudioError(f"{path}: corrupt audio data after {read / source_rate:.3f} s "
-                                 f"({_reason(error)})") from None
+                raise AudioError(f"{path}: corrupt or truncated audio data between "
+                                 f"{read / source_rate:.3f} s and "
+                                 f"{min(read + block, f.frames) / source_rate:.3f} s "
+                                 f"({_reason(error)}); "
+                                 "repair or re-encode the file") from None
             last = len(data) < block
             check_finite(data, source_rate, str(path), offset=read)
             read += len(data)
@@ -81,7 +108,7 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     parts = list(blocks(path, sample_rate))
     samples = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     if len(samples) == 0:
-        raise AudioError(f"{path}: decodes to zero samples")
+        raise AudioError(f"{path}: decodes to zero samples (the file holds no audio)")
     return samples
 
 
@@ -98,10 +125,17 @@ def prepare(samples: np.ndarray, sample_rate: int, target_rate: int, source: str
         raise AudioError(f"{source}: expected numeric samples, got dtype {samples.dtype}")
     if samples.ndim == 2 and samples.shape[0] <= 8 and samples.shape[0] < samples.shape[1]:
         samples = samples.T
-    if np.issubdtype(samples.dtype, np.integer):
-        samples = samples.astype(np.float32) / float(-np.iinfo(samples.dtype).min)
-    if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
-        raise AudioError(f"{source}: sample_rate must be a positive integer, got {sample_rate!r}")
+    if np.issubdtype(samples.dtype, np.unsignedinteger):  # e.g. 8-bit PCM: centred on 2**(bits-1)
+        half = float(np.iinfo(samples.dtype).max // 2 + 1)
+        samples = (samples.astype(np.float64) - half) / half
+    elif np.issubdtype(samples.dtype, np.integer):
+        samples = samples.astype(np.float64) / float(-np.iinfo(samples.dtype).min)
+    with np.errstate(over="ignore"):  # values beyond float32's range become inf and are refused
+        samples = samples.astype(np.float32, copy=False)
+    if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or \
+            not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{source}: sample_rate must be an integer from {MIN_SAMPLE_RATE} to "
+                         f"{MAX_SAMPLE_RATE} Hz, got {sample_rate!r}")
     check_finite(samples, int(sample_rate), source)
     mono = to_mono(samples)
     if sample_rate != target_rate:

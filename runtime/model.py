@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,8 @@ from powerseg.errors import ModelError, ModelNotFoundError
 from powerseg.models import model_path
 
 from .providers import resolve_providers
+
+log = logging.getLogger("powerseg")
 
 REQUIRED_METADATA = ("sample_rate", "window_samples", "num_frames", "frame_start_samples",
                      "frame_step_samples", "frame_duration_samples", "num_speakers",
@@ -63,11 +66,12 @@ class ModelSpec:
             ints = {key: int(props[key]) for key in REQUIRED_METADATA[:-1]}
             mapping = np.asarray(json.loads(props["powerset"]), dtype=np.float32)
         except (ValueError, TypeError) as error:
-            raise ModelError(f"{source}: malformed ONNX metadata ({error})") from None
+            raise ModelError(f"{source}: malformed ONNX metadata ({error}); re-export the model "
+                             "with `powerseg export`") from None
         if mapping.ndim != 2 or mapping.shape[1] != ints["num_speakers"] or \
                 mapping.sum(axis=1).max() != ints["max_speakers_per_frame"]:
             raise ModelError(f"{source}: metadata 'powerset' does not match num_speakers/"
-                             "max_speakers_per_frame")
+                             "max_speakers_per_frame; re-export the model with `powerseg export`")
         return cls(ints["sample_rate"], ints["window_samples"], ints["num_frames"],
                    ints["frame_start_samples"], ints["frame_step_samples"],
                    ints["frame_duration_samples"], mapping, dict(props))
@@ -75,13 +79,18 @@ class ModelSpec:
 
 def resolve_model(model: str | os.PathLike) -> Path:
     """A shipped variant name ("fp32", "int8", ...) or a path to an .onnx file."""
+    if not isinstance(model, (str, os.PathLike)):
+        raise ModelError(f"model must be a variant name (fp32, int8) or the path of an .onnx "
+                         f"file, got {model!r}")
     if isinstance(model, str) and "/" not in model and not model.endswith(".onnx"):
         return model_path(model)
     path = Path(model)
     if not path.exists():
         raise ModelNotFoundError(f"{path}: no such model file")
     if not path.is_file():
-        raise ModelError(f"{path}: not a file")
+        raise ModelError(f"{path}: not a file (give the path of an .onnx model file)")
+    if path.stat().st_size == 0:
+        raise ModelError(f"{path}: empty model file (0 bytes); re-download or re-export it")
     return path
 
 
@@ -92,7 +101,9 @@ class OnnxModel:
                  providers: str | list = "auto"):
         self.path = resolve_model(model)
         options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # EXTENDED, not ALL: the layout pass ALL adds gains nothing here (measured) and
+        # crashes onnxruntime 1.32 on the fp16 model.
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.inter_op_num_threads = 1
         if threads:
@@ -103,11 +114,16 @@ class OnnxModel:
             self.session = ort.InferenceSession(str(self.path), options, providers=chosen)
         except Exception as error:  # onnxruntime raises its own untyped exceptions
             raise ModelError(f"{self.path}: onnxruntime cannot load this model "
-                             f"({str(error).strip().splitlines()[0][:200]})") from None
+                             f"({_ort_reason(error)}); the file is corrupt, truncated or not an "
+                             "ONNX model: re-download it or re-export it with `powerseg export`"
+                             ) from None
         self.spec = ModelSpec.from_metadata(self.session.get_modelmeta().custom_metadata_map,
                                             str(self.path))
         self._check_io()
         self.provider = self.session.get_providers()[0]
+        wanted = [p[0] if isinstance(p, tuple) else p for p in chosen]
+        if wanted[0] != self.provider:
+            log.warning("powerseg: %s could not start, running on %s", wanted[0], self.provider)
 
     def _check_io(self) -> None:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -116,15 +132,36 @@ class OnnxModel:
         shape, spec = inputs[0].shape, self.spec
         if len(shape) != 3 or shape[1] != 1 or shape[2] != spec.window_samples:
             raise ModelError(f"{self.path}: input shape {shape} is not (batch, 1, "
-                             f"{spec.window_samples}) as its metadata says")
+                             f"{spec.window_samples}) as its metadata says; not a usable "
+                             "segmentation model (re-export it with `powerseg export`)")
         out = outputs[0].shape
         if len(out) != 3 or out[1] != spec.num_frames or out[2] != len(spec.mapping):
             raise ModelError(f"{self.path}: output shape {out} is not (batch, {spec.num_frames}, "
-                             f"{len(spec.mapping)})")
+                             f"{len(spec.mapping)}) as its metadata says; not a usable "
+                             "segmentation model (re-export it with `powerseg export`)")
         self._input, self._input_type = inputs[0].name, inputs[0].type
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         """(batch, window_samples) float32 -> (batch, num_frames, classes) log-probabilities."""
         dtype = np.float16 if self._input_type == "tensor(float16)" else np.float32
         feed = np.ascontiguousarray(windows[:, None, :], dtype=dtype)
-        return self.session.run(None, {self._input: feed})[0].astype(np.float32, copy=False)
+        try:
+            out = self.session.run(None, {self._input: feed})[0].astype(np.float32, copy=False)
+        except Exception as error:  # onnxruntime's own untyped runtime errors
+            raise ModelError(f"{self.path}: onnxruntime failed to run the model "
+                             f"({_ort_reason(error)})") from None
+        # Finite audio in, so NaN (or a log-probability of +inf) out means damaged weights;
+        # -inf is a legitimate log(0), which fp16 log_softmax does produce.
+        if np.isnan(out).any() or np.isposinf(out).any():
+            raise ModelError(f"{self.path}: the model produced NaN from finite audio; its "
+                             "weights are corrupt: re-download it or re-export it with "
+                             "`powerseg export`")
+        return out
+
+
+def _ort_reason(error: BaseException) -> str:
+    """onnxruntime's message, without its "[ONNXRuntimeError] : 7 : ... failed:" preamble."""
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    text = text.split(" failed:", 1)[-1] if "[ONNXRuntimeError]" in text else text
+    return text.strip()[:200] or type(error).__name__

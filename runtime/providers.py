@@ -38,9 +38,15 @@ def resolve_providers(providers: str | Sequence[Provider]) -> list[Provider]:
         else:
             raise ProviderError(f"unknown provider {providers!r}: use auto, cpu, cuda "
                                 "or onnxruntime provider names")
+    if not isinstance(providers, Sequence):
+        raise ProviderError(f"providers must be auto, cpu, cuda or a list of onnxruntime provider "
+                            f"names, got {providers!r}")
     chosen = list(providers)
     for entry in chosen:
-        name = entry[0] if isinstance(entry, tuple) else entry
+        name = entry[0] if isinstance(entry, tuple) and entry else entry
+        if not isinstance(name, str):
+            raise ProviderError(f"provider entries must be names or (name, options) pairs, "
+                                f"got {entry!r}")
         if name not in available:
             raise ProviderError(f"provider {name!r} is not available in this onnxruntime "
                                 f"(available: {', '.join(available)})")

@@ -14,6 +14,8 @@ from typing import IO, Iterator
 
 import numpy as np
 
+from powerseg.errors import OutputError, PowersegError
+
 from .binarize import Region
 from .segmenter import Segmentation
 
@@ -24,12 +26,24 @@ JSON_SCHEMA_VERSION = 1
 def atomic_output(path: str | Path, binary: bool = False) -> Iterator[IO]:
     """Write to a temporary file beside ``path`` and rename it into place only on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory; give the output file's path")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except OSError as error:
+        raise OutputError(f"{path}: cannot create the output file ({error.strerror or error})"
+                          ) from None
     try:
         with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
             yield f
         os.replace(tmp, path)
+    except OSError as error:  # disk full, or the rename refused: nothing is left behind
+        os.unlink(tmp)
+        if isinstance(error, PowersegError):  # e.g. an input that went missing meanwhile
+            raise
+        raise OutputError(f"{path}: cannot write the output file ({error.strerror or error}); "
+                          "nothing was written") from None
     except BaseException:
         os.unlink(tmp)
         raise

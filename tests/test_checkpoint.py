@@ -158,3 +158,52 @@ def test_hub_id_from_offline_cache(tmp_path, checkpoint, monkeypatch):
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     model = load_checkpoint(HUB_ID)
     assert model.checkpoint_sha256 == SEGMENTATION_3_SHA256
+
+
+def _with_pickle(tmp_path, name: str, payload: bytes):
+    """A real torch zip checkpoint whose data.pkl is replaced by hand-written pickle bytes."""
+    import zipfile
+
+    legit = tmp_path / "legit.bin"
+    torch.save({"state_dict": {}}, legit)
+    path = tmp_path / name
+    with zipfile.ZipFile(legit) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            data = payload if info.filename.endswith("/data.pkl") else src.read(info)
+            dst.writestr(info, data)
+    return path
+
+
+@pytest.mark.parametrize("module, name", [("posix", "system"), ("os", "system"),
+                                          ("subprocess", "Popen"), ("builtins", "exec")])
+def test_hand_crafted_pickle_globals_are_refused(tmp_path, module, name):
+    """Protocol-2 opcodes calling module.name("touch MARKER"), no torch.save involved."""
+    marker = tmp_path / "pwned"
+    argument = f"touch {marker}" if name != "exec" else f"open({str(marker)!r}, 'w')"
+    arg = argument.encode()
+    payload = (b"\x80\x02c" + f"{module}\n{name}\n".encode() + b"X" + len(arg).to_bytes(4, "little")
+               + arg + b"\x85R.")  # PROTO 2, GLOBAL, BINUNICODE, TUPLE1, REDUCE, STOP
+    path = _with_pickle(tmp_path, "crafted.bin", payload)
+    with pytest.raises(CheckpointError, match=f"^{path}: refused to unpickle"):
+        load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_allowed_class_with_unexpected_arguments_is_a_typed_error(tmp_path):
+    """An allow-listed stand-in called with arguments: torch raises TypeError, we a CheckpointError."""
+    specs = b"cpyannote.audio.core.task\nSpecifications\n"
+    payload = b"\x80\x02}X\x05\x00\x00\x00specs" + specs + b"K\x01K\x02\x86Rs."
+    path = _with_pickle(tmp_path, "odd.bin", payload)
+    with pytest.raises(CheckpointError, match=f"^{path}: malformed checkpoint"):
+        read_checkpoint(path)
+
+
+def test_malformed_specifications_are_a_typed_error(content):
+    broken = copy.deepcopy({k: v for k, v in content.items() if k != "state_dict"})
+    broken["state_dict"] = content["state_dict"]
+    del broken["pyannote.audio"]["specifications"].classes
+    with pytest.raises(CheckpointError, match="malformed checkpoint hyper-parameters"):
+        build_model(broken, source="ckpt.bin")
+    broken["hyper_parameters"] = "not a dict"
+    with pytest.raises(CheckpointError, match="^ckpt.bin: malformed"):
+        build_model(broken, source="ckpt.bin")

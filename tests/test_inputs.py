@@ -1,0 +1,480 @@
+"""Every kind of input, good and bad, through the real model and real audio.
+
+Bad inputs must raise a typed ``PowersegError`` whose message names the file and
+the problem; odd but valid inputs (short, silent, clipped, other rates, channels,
+subtypes and formats) must work and give sensible results.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from powerseg import Segmenter
+from powerseg.cli import main
+from powerseg.errors import (AudioError, AudioNotFoundError, OptionError, OutputError,
+                             PowersegError, ProviderError)
+from powerseg.runtime.audio import load_audio
+from powerseg.runtime.binarize import BinarizeOptions
+from powerseg.runtime.writers import atomic_output
+from powerseg.samples import sample_path
+
+RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def sample() -> np.ndarray:
+    """15 s of the bundled recording (5 to 20 s: two speakers), 16 kHz mono float32."""
+    data, rate = sf.read(sample_path(), dtype="float32")
+    assert rate == RATE and data.ndim == 1
+    return data[5 * RATE:20 * RATE]
+
+
+@pytest.fixture(scope="module")
+def seg() -> Segmenter:
+    return Segmenter(providers="cpu", step=2.5)
+
+
+@pytest.fixture(scope="module")
+def reference(seg, sample):
+    """The 16 kHz result every converted copy of the sample is compared with."""
+    return seg(sample, sample_rate=RATE)
+
+
+def spans(regions) -> list[tuple[float, float]]:
+    return [(r.start, r.end) for r in regions]
+
+
+def assert_regions_close(found, expected, tolerance: float) -> None:
+    assert len(found) == len(expected), (spans(found), spans(expected))
+    np.testing.assert_allclose(spans(found), spans(expected), atol=tolerance)
+
+
+def wav_header(rate: int, channels: int, frames: int, bits: int = 16) -> bytes:
+    """A hand-made PCM WAV file (header + silent data), for headers soundfile refuses to write."""
+    data = bytes(frames * channels * bits // 8)
+    fmt = struct.pack("<HHIIHH", 1, channels, rate, (rate * channels * bits // 8) & 0xFFFFFFFF,
+                      channels * bits // 8, bits)
+    return (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt " + struct.pack("<I", 16)
+            + fmt + b"data" + struct.pack("<I", len(data)) + data)
+
+
+# --- bad files: each a typed error naming the file and the problem ------------------------------
+
+def _missing(tmp_path, sample):
+    return tmp_path / "missing.wav"
+
+
+def _directory(tmp_path, sample):
+    path = tmp_path / "folder.wav"
+    path.mkdir()
+    return path
+
+
+def _empty(tmp_path, sample):
+    path = tmp_path / "empty.wav"
+    path.write_bytes(b"")
+    return path
+
+
+def _text(tmp_path, sample):
+    path = tmp_path / "notes.wav"
+    path.write_text("meeting notes, not audio\n" * 20)
+    return path
+
+
+def _truncated_header(tmp_path, sample):
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, sample[:RATE], RATE)
+    path = tmp_path / "truncated.wav"
+    path.write_bytes(whole.read_bytes()[:30])  # stops inside the fmt chunk
+    return path
+
+
+def _corrupt_header(tmp_path, sample):
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, sample[:RATE], RATE)
+    data = bytearray(whole.read_bytes())
+    data[8:16] = b"JUNKJUNK"  # "WAVEfmt " overwritten
+    path = tmp_path / "corrupt.wav"
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _header_only(tmp_path, sample):
+    whole = tmp_path / "whole.wav"
+    sf.write(whole, sample[:RATE], RATE)
+    path = tmp_path / "header_only.wav"
+    path.write_bytes(whole.read_bytes()[:44])  # a valid header, the data cut off entirely
+    return path
+
+
+def _truncated_flac(tmp_path, sample):
+    whole = tmp_path / "whole.flac"
+    sf.write(whole, sample, RATE)
+    path = tmp_path / "cut.flac"
+    path.write_bytes(whole.read_bytes()[:20000])  # cut in the middle of a frame
+    return path
+
+
+def _zero_samples(tmp_path, sample):
+    path = tmp_path / "zero.wav"
+    sf.write(path, np.zeros(0, np.float32), RATE)
+    return path
+
+
+def _shorter_than_a_frame(tmp_path, sample):
+    path = tmp_path / "blip.wav"
+    sf.write(path, sample[7 * RATE:7 * RATE + 500], RATE)  # 31 ms < one 62 ms frame
+    return path
+
+
+def _implausible_rate(tmp_path, sample):
+    path = tmp_path / "rate1.wav"
+    path.write_bytes(wav_header(rate=1, channels=1, frames=1000))  # would upsample to 1000 s
+    return path
+
+
+BAD_FILES = {
+    "missing": (_missing, AudioNotFoundError, "no such file"),
+    "directory": (_directory, AudioError, "is a directory"),
+    "empty": (_empty, AudioError, "empty file"),
+    "text named .wav": (_text, AudioError, "cannot decode audio: Format not recognised.*non-audio"),
+    "truncated header": (_truncated_header, AudioError, "cannot decode audio.*repair or convert"),
+    "corrupt header": (_corrupt_header, AudioError, "cannot decode audio.*repair or convert"),
+    "header only": (_header_only, AudioError, "decodes to zero samples"),
+    "truncated flac": (_truncated_flac, AudioError, "corrupt or truncated audio data.*re-encode"),
+    "zero samples": (_zero_samples, AudioError, "decodes to zero samples"),
+    "shorter than a frame": (_shorter_than_a_frame, AudioError,
+                             r"31\.2 ms of audio is shorter than one output frame \(61\.9 ms\)"),
+    "implausible sample rate": (_implausible_rate, AudioError, "implausible sample rate 1 Hz"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_file_gives_typed_error_naming_it(case, tmp_path, sample, seg):
+    make, error_type, pattern = BAD_FILES[case]
+    path = make(tmp_path, sample)
+    with pytest.raises(error_type, match=pattern) as info:
+        seg(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert isinstance(info.value, PowersegError) and isinstance(info.value, ValueError)
+    if case != "shorter than a frame":  # the loader alone refuses all but this one
+        with pytest.raises(error_type, match=pattern):
+            load_audio(path, RATE)
+
+
+def test_missing_file_is_also_file_not_found(tmp_path, seg):
+    with pytest.raises(FileNotFoundError):
+        seg(tmp_path / "nope.flac")
+
+
+@pytest.mark.parametrize("value, kind, where", [(np.nan, "NaN", "2.000 s"),
+                                                (np.inf, "infinite", "3.500 s"),
+                                                (-np.inf, "infinite", "0.000 s")])
+def test_non_finite_samples_are_refused_naming_the_first_bad_time(tmp_path, sample, seg, value,
+                                                                  kind, where):
+    data = sample[:5 * RATE].copy()
+    at = int(float(where.split()[0]) * RATE)
+    data[at] = value
+    data[at + 100] = np.nan  # a later bad sample: the first one is named
+    path = tmp_path / "bad.wav"
+    sf.write(path, data, RATE, subtype="FLOAT")
+    with pytest.raises(AudioError, match=f"^{path}: {kind} sample at {where} \\(sample {at}\\)"):
+        seg(path)
+
+
+def test_non_finite_sample_in_one_channel_at_another_rate(tmp_path, sample, seg):
+    mono48 = soxr.resample(sample[:3 * RATE], RATE, 48000)
+    stereo = np.stack([mono48, mono48], axis=1)
+    stereo[48000 * 2 + 7, 1] = np.nan  # second channel only, at 48 kHz: 2.000 s
+    path = tmp_path / "stereo48.wav"
+    sf.write(path, stereo, 48000, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"NaN sample at 2\.000 s"):
+        seg(path)
+
+
+def test_non_finite_array_is_refused(sample, seg):
+    data = sample[:3 * RATE].copy()
+    data[RATE + RATE // 2] = np.inf
+    with pytest.raises(AudioError, match=r"^array: infinite sample at 1\.500 s"):
+        seg(data, sample_rate=RATE)
+    with pytest.raises(AudioError, match="infinite sample"):  # beyond float32's range
+        seg(np.full(RATE, 1e300), sample_rate=RATE)
+
+
+@pytest.mark.parametrize("bad", [np.zeros(0, np.float32), np.zeros((2, 3, 4), np.float32),
+                                 np.array(["a", "b"]), np.zeros(100, np.float32)])
+def test_unusable_arrays_are_refused(bad, seg):
+    with pytest.raises(AudioError, match="^array: "):
+        seg(bad, sample_rate=RATE)
+
+
+@pytest.mark.parametrize("rate", [0, -16000, 1, 16000.0, True, 10**9])
+def test_array_sample_rate_must_be_plausible(rate, sample, seg):
+    with pytest.raises(AudioError, match="sample_rate must be an integer"):
+        seg(sample[:RATE], sample_rate=rate)
+
+
+def test_sample_rate_arguments_are_checked(sample, seg):
+    with pytest.raises(OptionError, match="sample_rate is required"):
+        seg(sample[:RATE])
+    with pytest.raises(OptionError, match="only for arrays"):
+        seg(sample_path(), sample_rate=RATE)
+
+
+# --- odd but valid inputs: they work --------------------------------------------------------------
+
+def test_shorter_than_a_window_is_padded_and_works(tmp_path, sample, seg):
+    path = tmp_path / "three_seconds.wav"
+    sf.write(path, sample[8 * RATE:11 * RATE], RATE)  # all speech, 3 s < the 10 s window
+    result = seg(path)
+    assert result.duration == 3.0
+    assert result.num_frames == int(3.0 / result.frame_step) + 1  # cropped to the audio: 178
+    assert result.activations.shape == (1, 589, 3)  # one zero-padded window
+    regions = result.vad()
+    assert len(regions) >= 1 and regions[0].start < 0.2 and regions[-1].end <= 3.0 + 0.07
+
+
+def test_exactly_one_frame_of_audio_works(sample, seg):
+    result = seg(sample[8 * RATE:8 * RATE + 991], sample_rate=RATE)
+    assert result.num_frames >= 1 and np.isfinite(result.speech).all()
+
+
+def test_silence_works_and_has_no_regions(tmp_path, seg):
+    path = tmp_path / "silence.wav"
+    sf.write(path, np.zeros(12 * RATE, np.float32), RATE)
+    result = seg(path)
+    assert result.duration == 12.0 and result.num_frames > 0
+    assert result.vad() == [] and result.osd() == []
+    assert not result.speech.any() and not result.count.any()
+
+
+def test_clipped_audio_works(tmp_path, sample, seg, reference):
+    path = tmp_path / "clipped.wav"
+    clipped = np.clip(sample * 20.0, -1.0, 1.0)  # +26 dB, hard clipped
+    assert np.mean(np.abs(clipped) == 1.0) > 0.04  # a fifth of the speech samples
+    sf.write(path, clipped, RATE)
+    result = seg(path)
+    assert np.isfinite(result.speech).all() and result.num_frames == reference.num_frames
+    assert np.mean((result.speech > 0.5) == (reference.speech > 0.5)) > 0.9
+    float_path = tmp_path / "over_full_scale.wav"  # float wav: samples beyond +-1 are kept
+    sf.write(float_path, sample * 20.0, RATE, subtype="FLOAT")
+    assert np.isfinite(seg(float_path).speech).all()
+
+
+@pytest.mark.parametrize("rate", [8000, 22050, 44100, 48000])
+def test_other_sample_rates_are_resampled(rate, tmp_path, sample, seg, reference):
+    path = tmp_path / f"sample_{rate}.wav"
+    sf.write(path, soxr.resample(sample, RATE, rate, quality="VHQ"), rate, subtype="FLOAT")
+    result = seg(path)
+    assert abs(result.duration - 15.0) < 1e-3 and result.num_frames == reference.num_frames
+    # 8 kHz loses everything above 4 kHz; still the same speech regions within 50 ms
+    assert_regions_close(result.vad(), reference.vad(), tolerance=0.05)
+    assert np.mean(np.abs(result.speech - reference.speech)) < 0.01
+
+
+@pytest.mark.parametrize("channels", [2, 4, 6])
+def test_multichannel_is_averaged_to_mono(channels, tmp_path, sample, seg, reference):
+    path = tmp_path / f"channels_{channels}.wav"
+    sf.write(path, np.repeat(sample[:, None], channels, axis=1), RATE, subtype="PCM_24")
+    result = seg(path)
+    np.testing.assert_allclose(result.speech, reference.speech, atol=1e-6)
+    assert spans(result.vad()) == spans(reference.vad())
+
+
+def test_stereo_with_one_silent_channel(tmp_path, sample, seg, reference):
+    path = tmp_path / "left_only.wav"
+    sf.write(path, np.stack([sample, np.zeros_like(sample)], axis=1), RATE)
+    assert_regions_close(seg(path).vad(), reference.vad(), tolerance=0.1)  # -6 dB, same speech
+
+
+def test_channels_first_array(sample, seg, reference):
+    result = seg(np.stack([sample, sample]), sample_rate=RATE)  # (channels, samples), as torch
+    np.testing.assert_array_equal(result.speech, reference.speech)
+
+
+@pytest.mark.parametrize("fmt, subtype, suffix", [("WAV", "PCM_16", "wav"), ("WAV", "PCM_24", "wav"),
+                                                  ("WAV", "FLOAT", "wav"), ("FLAC", "PCM_16", "flac"),
+                                                  ("FLAC", "PCM_24", "flac")])
+def test_lossless_subtypes_and_formats_match_exactly(fmt, subtype, suffix, tmp_path, sample, seg,
+                                                     reference):
+    path = tmp_path / f"sample.{suffix}"
+    sf.write(path, sample, RATE, format=fmt, subtype=subtype)  # the sample is 16-bit: lossless
+    np.testing.assert_array_equal(seg(path).speech, reference.speech)
+
+
+def test_ogg_vorbis_is_close(tmp_path, sample, seg, reference):
+    path = tmp_path / "sample.ogg"
+    sf.write(path, sample, RATE, format="OGG", subtype="VORBIS")
+    result = seg(path)
+    assert abs(result.duration - 15.0) < 0.01
+    assert_regions_close(result.vad(), reference.vad(), tolerance=0.1)
+
+
+@pytest.mark.parametrize("dtype", [np.int16, np.int32, np.float64, np.uint8])
+def test_integer_and_float_arrays(dtype, sample, seg, reference):
+    if dtype is np.uint8:  # 8-bit PCM is unsigned, centred on 128
+        data = np.clip(np.round(sample * 128 + 128), 0, 255).astype(np.uint8)
+    elif np.issubdtype(dtype, np.integer):
+        data = np.round(sample * -np.iinfo(dtype).min).astype(dtype)
+    else:
+        data = sample.astype(dtype)
+    result = seg(data, sample_rate=RATE)
+    if dtype is np.uint8:  # 8-bit quantisation is coarse: the same speech, frame for frame
+        assert np.mean((result.speech > 0.5) == (reference.speech > 0.5)) > 0.95
+    else:
+        np.testing.assert_array_equal(result.speech, reference.speech)
+
+
+# --- options and providers ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("options, pattern", [
+    (dict(step=0), "step must be a positive"), (dict(step=-1.0), "step must be a positive"),
+    (dict(step=float("nan")), "step must be a positive"), (dict(step="1"), "step must be"),
+    (dict(step=10.5), r"step \(10.5 s\) must not exceed"),
+    (dict(step=9.95), r"must not exceed 9.9225 s"),  # frames between windows would get no score
+    (dict(step=1e-6), "shorter than one sample"),
+    (dict(batch_size=0), "batch_size must be a positive integer"),
+    (dict(batch_size=-4), "batch_size"), (dict(batch_size=2.5), "batch_size"),
+    (dict(threads=0), "threads must be"),
+])
+def test_invalid_segmenter_options(options, pattern):
+    with pytest.raises(OptionError, match=pattern):
+        Segmenter(providers="cpu", **options)
+
+
+def test_largest_valid_step_covers_every_frame(sample):
+    result = Segmenter(providers="cpu", step=9.9225)(sample, sample_rate=RATE)
+    assert result.speech[int(9.0 / result.frame_step):int(11.0 / result.frame_step)].all()
+
+
+@pytest.mark.parametrize("options, pattern", [
+    (dict(onset=0.5, offset=0.7), r"offset \(0.7\) must not exceed onset \(0.5\)"),
+    (dict(onset=float("nan")), "finite"),
+    (dict(min_duration_on=-0.1), "min_duration_on must be a non-negative"),
+    (dict(min_duration_off=-1.0), "min_duration_off"),
+    (dict(pad_onset=-0.5), "pad_onset"), (dict(pad_offset=float("inf")), "pad_offset"),
+])
+def test_invalid_region_options(options, pattern, reference):
+    with pytest.raises(OptionError, match=pattern):
+        BinarizeOptions(**options)
+    with pytest.raises(OptionError, match=pattern):
+        reference.vad(**options)
+
+
+@pytest.mark.parametrize("providers, pattern", [
+    ("gpu", "unknown provider 'gpu'"), ("FooExecutionProvider", "not available"),
+    (["FooExecutionProvider"], "not available"), ([], "empty provider list"),
+    (3, "providers must be"), ([3], "provider entries must be"),
+])
+def test_unknown_provider(providers, pattern):
+    with pytest.raises(ProviderError, match=pattern):
+        Segmenter(providers=providers)
+
+
+# --- the command line: one line on stderr, distinct exit codes, nothing partial -------------------
+
+@pytest.mark.parametrize("argv", [["--step", "0"], ["--step", "-1"], ["--step", "x"],
+                                  ["--batch-size", "0"], ["--min-duration-on", "-1"],
+                                  ["--pad-offset", "-0.1"], ["--format", "xml"]])
+def test_cli_argument_errors_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["vad", str(sample_path()), *argv])
+    assert info.value.code == 2
+
+
+@pytest.mark.parametrize("argv, pattern", [
+    (["--step", "11"], "must not exceed"), (["--step", "inf"], "step must be a positive"),
+    (["--onset", "0.5", "--offset", "0.7"], "offset"), (["--provider", "gpu"], "unknown provider"),
+])
+def test_cli_option_errors_exit_2_with_one_line(argv, pattern, capsys, tmp_path):
+    out = tmp_path / "out.rttm"
+    assert main(["vad", str(sample_path()), "-o", str(out), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("powerseg: error: ") and pattern in err
+    assert not out.exists()
+
+
+def test_cli_bad_input_one_line_traceback_only_with_debug(tmp_path, capsys):
+    bad = tmp_path / "notes.wav"
+    bad.write_text("not audio")
+    assert main(["scores", str(bad), "-o", str(tmp_path / "s.npz")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and f"{bad}: cannot decode" in err
+    assert main(["--debug", "scores", str(bad), "-o", str(tmp_path / "s.npz")]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.rstrip().splitlines()[-1].startswith("powerseg: error: ")
+    assert list(tmp_path.iterdir()) == [bad]  # no npz, no leftover temporary file
+
+
+def test_cli_failed_run_keeps_an_existing_output_untouched(tmp_path, capsys):
+    out = tmp_path / "vad.rttm"
+    out.write_text("previous results\n")
+    assert main(["vad", str(tmp_path / "missing.wav"), "-o", str(out)]) == 1
+    assert out.read_text() == "previous results\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vad.rttm"]
+
+
+def test_cli_several_inputs_bad_ones_reported_good_ones_kept(tmp_path, sample, capsys):
+    good_a, good_b = tmp_path / "a.wav", tmp_path / "b.flac"
+    sf.write(good_a, sample[:8 * RATE], RATE)
+    sf.write(good_b, sample[8 * RATE:], RATE)
+    empty, nan = tmp_path / "empty.wav", tmp_path / "nan.wav"
+    empty.write_bytes(b"")
+    sf.write(nan, np.full(RATE, np.nan, np.float32), RATE, subtype="FLOAT")
+    out = tmp_path / "out" / "vad.json"
+    code = main(["vad", str(good_a), str(empty), str(good_b), str(nan), "-o", str(out),
+                 "--step", "5"])
+    assert code == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and f"{empty}: empty file" in err[0] and f"{nan}: NaN sample" in err[1]
+    documents = json.loads(out.read_text())
+    assert [d["uri"] for d in documents] == ["a", "b"] and all(d["regions"] for d in documents)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["vad.json"]
+
+
+def test_cli_all_inputs_bad_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "vad.rttm"
+    assert main(["vad", str(tmp_path / "x.wav"), str(tmp_path / "y.wav"), "-o", str(out)]) == 1
+    assert len(capsys.readouterr().err.splitlines()) == 2 and not out.exists()
+
+
+def test_cli_output_that_is_a_directory(tmp_path, sample, capsys):
+    audio = tmp_path / "a.wav"
+    sf.write(audio, sample[6 * RATE:12 * RATE], RATE)
+    folder = tmp_path / "results"
+    folder.mkdir()
+    assert main(["scores", str(audio), "-o", str(folder), "--step", "5"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"powerseg: error: {folder}: is a directory; give the output file's path\n"
+    assert list(folder.iterdir()) == [] and not list(tmp_path.glob("*.part"))
+
+
+def test_cli_silence_writes_an_empty_rttm(tmp_path, capsys):
+    audio = tmp_path / "silence.wav"
+    sf.write(audio, np.zeros(3 * RATE, np.float32), RATE)
+    out = tmp_path / "vad.rttm"
+    assert main(["vad", str(audio), "-o", str(out)]) == 0
+    assert out.read_text() == ""
+
+
+def test_atomic_output_leaves_nothing_when_writing_fails(tmp_path):
+    out = tmp_path / "out.rttm"
+    out.write_text("old\n")
+    with pytest.raises(RuntimeError, match="boom"), atomic_output(out) as f:
+        f.write("half of the new results\n")
+        raise RuntimeError("boom")
+    assert out.read_text() == "old\n" and sorted(tmp_path.iterdir()) == [out]
+    with pytest.raises(OutputError, match="cannot write the output file") as info, \
+            atomic_output(out) as f:
+        f.write("x")
+        raise OSError(28, "No space left on device")
+    assert isinstance(info.value, OSError) and "No space left" in str(info.value)
+    assert out.read_text() == "old\n" and sorted(tmp_path.iterdir()) == [out]
