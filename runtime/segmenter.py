@@ -98,9 +98,13 @@ class Segmenter:
                                                    threads=threads, providers=providers, soft=soft)
         self.model = OnnxModel(self.options.model, self.options.threads, self.options.providers)
         self.spec = self.model.spec
-        if self.options.step > self.spec.window:
-            raise OptionError(f"step ({self.options.step:g} s) must not exceed the window "
-                              f"({self.spec.window:g} s): frames between windows would be lost")
+        # A window's frames span a little less than the window itself (589 frames of 16.875 ms
+        # in 10 s): a larger step would leave frames between windows with no score at all.
+        max_step = (self.spec.num_frames - 1) * self.spec.frame_step
+        if self.options.step > max_step:
+            raise OptionError(f"step ({self.options.step:g} s) must not exceed {max_step:g} s, the "
+                              f"span of one {self.spec.window:g} s window's {self.spec.num_frames} "
+                              "frames: frames between windows would be lost")
         if round(self.options.step * self.spec.sample_rate) < 1:
             raise OptionError(f"step ({self.options.step:g} s) is shorter than one sample")
         self.framing = Framing(self.spec, float(self.options.step))
@@ -109,9 +113,16 @@ class Segmenter:
     def provider(self) -> str:
         return self.model.provider
 
-    def stream(self, keep_activations: bool = False) -> Stream:
-        """A live stream: ``push(samples)`` as audio arrives, ``flush()`` at its end."""
-        return Stream(self, keep_activations=keep_activations)
+    def stream(self, keep_activations: bool = False, sample_rate: int | None = None,
+               vad: BinarizeOptions | None = None, osd: BinarizeOptions | None = None) -> Stream:
+        """A live stream: ``push(samples)`` as audio arrives, ``flush()`` at its end.
+
+        Each returns the ``FrameScores`` that became final; all of them together are the
+        offline scores. ``vad``/``osd`` options add final SPEECH/OVERLAP regions as
+        ``.events``; ``sample_rate`` other than the model's is resampled on the fly.
+        """
+        return Stream(self, keep_activations=keep_activations, sample_rate=sample_rate,
+                      vad=vad, osd=osd)
 
     def __call__(self, audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
                  activations: bool = True) -> Segmentation:
@@ -125,8 +136,14 @@ class Segmenter:
             if sample_rate is None:
                 raise OptionError("sample_rate is required with an array input")
             parts = [stream.push(prepare(audio, sample_rate, self.spec.sample_rate))]
+        source = audio if isinstance(audio, (str, os.PathLike)) else "array"
         if stream.samples_pushed == 0:
-            raise AudioError(f"{audio}: decodes to zero samples")
+            raise AudioError(f"{source}: decodes to zero samples (the input holds no audio)")
+        if stream.samples_pushed < self.spec.frame_duration_samples:
+            rate = self.spec.sample_rate
+            raise AudioError(f"{source}: {1000 * stream.samples_pushed / rate:.1f} ms of audio is "
+                             f"shorter than one output frame ({1000 * self.spec.frame_duration:.1f}"
+                             " ms); nothing to segment")
         parts.append(stream.flush())
         return self._result(parts, stream)
 

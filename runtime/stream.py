@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import soxr
 
-from powerseg.errors import AudioError
+from powerseg.errors import AudioError, OptionError
 
 from .aggregate import OverlapAdd
 from .audio import check_finite
+from .binarize import BinarizeOptions, Region
+from .events import RegionTracker
 from .framing import Framing
 from .powerset import overlap_score, speaker_count, speech_score, to_multilabel
 
@@ -34,6 +37,8 @@ class FrameScores:
     frame_start: float
     frame_step: float
     frame_duration: float
+    # regions that became final with these frames (stream(vad=..., osd=...)), sorted by start
+    events: tuple[Region, ...] = ()
 
     def __len__(self) -> int:
         return len(self.speech)
@@ -78,13 +83,21 @@ class _Samples:
 
 
 class Stream:
-    """Push mono float32 samples at the model's rate; get frames once no window can change them.
+    """Push mono float samples as they arrive; get frames once no window can change them.
 
-    A frame is final once every window covering it has run: about one window
-    (10 s) after it was heard, plus up to one step.
+    A frame is final once the last window covering it has run: about one window
+    (10 s) after it was heard, plus up to one step (1 s by default).
+
+    ``sample_rate`` (or ``push(..., sample_rate=)``) other than the model's
+    16 kHz is resampled incrementally with soxr (as files are); one stream has
+    one input rate. ``vad``/``osd`` options turn on region events: each result's
+    ``.events`` holds the SPEECH/OVERLAP regions that became final, and all of
+    them together equal ``binarize`` on the offline scores.
     """
 
-    def __init__(self, segmenter: Segmenter, keep_activations: bool = False):
+    def __init__(self, segmenter: Segmenter, keep_activations: bool = False,
+                 sample_rate: int | None = None, vad: BinarizeOptions | None = None,
+                 osd: BinarizeOptions | None = None):
         self._model = segmenter.model
         self._options = segmenter.options
         self.framing: Framing = segmenter.framing
@@ -92,43 +105,118 @@ class Stream:
         self._window, self._step = spec.window_samples, self.framing.step_samples
         self._samples = _Samples()
         self._chunks = 0  # chunks run so far
-        self._total = 0  # samples pushed so far
+        self._total = 0  # samples pushed so far, at the model's rate
         self._closed = False
         self._scores = OverlapAdd(self.framing, 2, hamming=True)
         self._count = OverlapAdd(self.framing, 1, hamming=False)
         self.activations: list[np.ndarray] | None = [] if keep_activations else None
+        self._rate: int | None = None  # input rate, fixed by the first rate given
+        self._resampler: soxr.ResampleStream | None = None
+        self._input = 0  # input samples (before resampling) seen, for error times
+        if sample_rate is not None:
+            self._set_rate(sample_rate)
+        spec = self.framing.spec
+        grid = (spec.frame_start, spec.frame_step, spec.frame_duration)
+        self._trackers: list[tuple[int, RegionTracker]] = []
+        for channel, (options, label) in enumerate(((vad, "SPEECH"), (osd, "OVERLAP"))):
+            if options is not None:
+                if not isinstance(options, BinarizeOptions):
+                    raise OptionError(f"{label.lower()} events need BinarizeOptions, got "
+                                      f"{type(options).__name__}")
+                self._trackers.append((channel, RegionTracker(options, label, *grid)))
 
     @property
     def samples_pushed(self) -> int:
         return self._total
 
-    def push(self, samples: np.ndarray) -> FrameScores:
-        """Add samples (any block size); returns the frames that became final."""
+    @property
+    def sample_rate(self) -> int:
+        """Rate of the pushed samples: the model's unless another was given."""
+        return self._rate or self.framing.spec.sample_rate
+
+    def _set_rate(self, rate: int) -> None:
+        if isinstance(rate, bool) or not isinstance(rate, (int, np.integer)) or rate <= 0:
+            raise OptionError(f"sample_rate must be a positive integer, got {rate!r}")
+        rate = int(rate)
+        if self._rate is not None and rate != self._rate:
+            raise OptionError(f"stream: sample_rate {rate} differs from this stream's {self._rate}"
+                              " (one stream has one input rate)")
+        if self._rate is None:
+            self._rate = rate
+            model_rate = self.framing.spec.sample_rate
+            if rate != model_rate:
+                self._resampler = soxr.ResampleStream(rate, model_rate, 1, dtype="float32",
+                                                      quality="HQ")
+
+    def _check(self, samples: np.ndarray) -> np.ndarray:
+        samples = np.asarray(samples)
+        if samples.ndim != 1:
+            raise AudioError(f"stream: push mono samples as a 1-D array, got shape {samples.shape}"
+                             " (downmix channels first)")
+        kind = samples.dtype.kind
+        if kind == "i":  # PCM integers, scaled as for offline arrays (int16: / 32768)
+            return (samples / float(-np.iinfo(samples.dtype).min)).astype(np.float32)
+        if kind == "u":  # unsigned PCM (8-bit) is centred on 2 ** (bits - 1)
+            half = float(np.iinfo(samples.dtype).max // 2 + 1)
+            return ((samples - half) / half).astype(np.float32)
+        if kind != "f":
+            raise AudioError(f"stream: expected float (or integer PCM) samples, got dtype "
+                             f"{samples.dtype}")
+        return samples.astype(np.float32, copy=False)
+
+    def push(self, samples: np.ndarray, sample_rate: int | None = None) -> FrameScores:
+        """Add mono samples (any block size); returns the frames that became final.
+
+        ``sample_rate`` defaults to the stream's (the model's 16 kHz unless set);
+        other rates are resampled incrementally.
+        """
         if self._closed:
             raise RuntimeError("stream already flushed")
-        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-        check_finite(samples, self.framing.spec.sample_rate, "stream", offset=self._total)
-        self._samples.append(samples)
-        self._total += len(samples)
-        ready = []
-        while len(self._samples) >= self._window:
-            ready.append(self._samples.window(self._window))
-            self._samples.drop(self._step)
-        self._run(ready)
+        if sample_rate is not None:
+            self._set_rate(sample_rate)
+        samples = self._check(samples)
+        check_finite(samples, self.sample_rate, "stream", offset=self._input)
+        self._input += len(samples)
+        if self._resampler is not None:
+            samples = self._resampler.resample_chunk(samples, last=False)
+        chunks = self._chunks
+        self._consume(samples)
+        if self._chunks == chunks:  # no window ran, so no frame became final (cheap path)
+            spec = self.framing.spec
+            empty = np.zeros(0, np.float32)
+            return FrameScores(self._scores.released, empty, empty, np.zeros(0, np.uint8),
+                               spec.frame_start, spec.frame_step, spec.frame_duration)
         return self._release(self.framing.first_frame(self._chunks))
+
+    def _consume(self, samples: np.ndarray) -> None:
+        # a long block goes in pieces of about one batch, so windows never pile up in memory
+        piece = max(self._window, self._step * self._options.batch_size)
+        for begin in range(0, len(samples), piece):
+            self._samples.append(samples[begin:begin + piece])
+            self._total += min(piece, len(samples) - begin)
+            ready = []
+            while len(self._samples) >= self._window:
+                ready.append(self._samples.window(self._window))
+                self._samples.drop(self._step)
+                if len(ready) == self._options.batch_size:
+                    self._run(ready)
+                    ready = []
+            self._run(ready)
 
     def flush(self) -> FrameScores:
         """End of audio: run the zero-padded last window if pyannote would, return the rest."""
         if self._closed:
             raise RuntimeError("stream already flushed")
         self._closed = True
+        if self._resampler is not None:
+            self._consume(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
         if self._total == 0:
             raise AudioError("stream: no samples were pushed")
         full, has_last = self.framing.num_chunks(self._total)
         if has_last:
             self._run([self._samples.window(self._window)])
         num_frames = self.framing.num_frames(full + has_last, self._total, has_last)
-        return self._release(num_frames)
+        return self._release(num_frames, last=True)
 
     def _run(self, windows: list[np.ndarray]) -> None:
         batch = self._options.batch_size
@@ -144,10 +232,16 @@ class Stream:
             if self.activations is not None:
                 self.activations.extend(active)
 
-    def _release(self, upto: int) -> FrameScores:
+    def _release(self, upto: int, last: bool = False) -> FrameScores:
         first = self._scores.released
         scores = self._scores.pop(upto)
         count = np.rint(self._count.pop(upto)[:, 0]).astype(np.uint8)
+        events: list[Region] = []
+        for channel, tracker in self._trackers:
+            events += tracker.push(scores[:, channel])
+            if last:
+                events += tracker.flush()
         spec = self.framing.spec
         return FrameScores(first, scores[:, 0], scores[:, 1], count,
-                           spec.frame_start, spec.frame_step, spec.frame_duration)
+                           spec.frame_start, spec.frame_step, spec.frame_duration,
+                           tuple(sorted(events, key=lambda r: (r.start, r.label))))

@@ -1,0 +1,117 @@
+"""Incremental ``Binarize``: frame scores in as they become final, regions out once they cannot change.
+
+``RegionTracker`` applies the very rules of ``binarize.binarize`` (onset/offset
+hysteresis, pad_onset/pad_offset, min_duration_off gap filling, min_duration_on
+removal) to consecutive blocks of frames, with the same float expressions, so
+the regions it emits over a whole stream are exactly ``binarize`` on the
+concatenated scores.
+
+A region is emitted once nothing later can change it:
+
+- its end is known: the scores fell below ``offset`` (or the stream ended);
+- with padding or ``min_duration_off`` > 0, no later region can be merged into
+  it: the earliest start a later region could have (the next frame's middle
+  minus ``pad_onset``) is already too far away. So a region's end is final
+  about ``min_duration_off + pad_onset + pad_offset`` seconds after its last
+  active frame, plus one frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .binarize import SEGMENT_PRECISION, BinarizeOptions, Region, _middle
+
+
+class RegionTracker:
+    """One channel (speech or overlap) of scores -> final regions, block by block."""
+
+    def __init__(self, options: BinarizeOptions, label: str, frame_start: float, frame_step: float,
+                 frame_duration: float):
+        self.options = options
+        self.label = label
+        self._grid = (frame_start, frame_step, frame_duration)
+        # binarize() only fills gaps (and merges padded overlaps) in this case
+        self._support = options.pad_onset > 0 or options.pad_offset > 0 or \
+            options.min_duration_off > 0
+        self.frames = 0  # frames consumed so far
+        self._run_start: int | None = None  # first frame of the run still active, if any
+        self._pending: Region | None = None  # merged region that a later one could still extend
+        self._closed = False
+
+    def push(self, scores: np.ndarray) -> list[Region]:
+        """Scores of the next frames (in order); returns the regions that became final."""
+        if self._closed:
+            raise RuntimeError("region tracker already flushed")
+        scores = np.asarray(scores).reshape(-1)
+        out: list[Region] = []
+        n = len(scores)
+        if n == 0:
+            return out
+        opts = self.options
+        state = np.where(scores > opts.onset, 1, np.where(scores < opts.offset, -1, 0))
+        was_active = self._run_start is not None
+        # hysteresis: each frame takes the state of the last decided frame, else the carried one
+        decided = np.where(state != 0, np.arange(n), -1)
+        last = np.maximum.accumulate(decided)
+        active = np.where(last >= 0, state[np.maximum(last, 0)] == 1, was_active)
+        previous = np.concatenate(([was_active], active[:-1]))
+        for i in np.flatnonzero(active != previous).tolist():
+            frame = self.frames + i
+            if active[i]:
+                self._run_start = frame
+            else:  # switched off at this frame: the run ends at its middle, as binarize's
+                self._close(self._run_start, frame, out)
+                self._run_start = None
+        self.frames += n
+        self._settle(out)
+        return out
+
+    def flush(self) -> list[Region]:
+        """End of the scores: close the active run at the last frame, emit what is left."""
+        if self._closed:
+            raise RuntimeError("region tracker already flushed")
+        self._closed = True
+        out: list[Region] = []
+        if self._run_start is not None:
+            self._close(self._run_start, self.frames - 1, out)
+            self._run_start = None
+        if self._pending is not None:
+            self._emit(self._pending, out)
+            self._pending = None
+        return out
+
+    def _close(self, first: int, last: int, out: list[Region]) -> None:
+        opts = self.options
+        start = _middle(first, *self._grid) - opts.pad_onset
+        end = _middle(last, *self._grid) + opts.pad_offset
+        if not end - start > SEGMENT_PRECISION:
+            return
+        region = Region(start, end, self.label)
+        if not self._support:
+            self._emit(region, out)
+        elif self._pending is not None and self._merges(region.start):
+            pending = self._pending
+            self._pending = Region(pending.start, max(pending.end, region.end), self.label)
+        else:
+            if self._pending is not None:
+                self._emit(self._pending, out)
+            self._pending = region
+
+    def _merges(self, start: float) -> bool:
+        gap = start - self._pending.end
+        return gap <= SEGMENT_PRECISION or gap < self.options.min_duration_off
+
+    def _settle(self, out: list[Region]) -> None:
+        """Emit the pending region if even the earliest possible next region cannot merge."""
+        if self._pending is None:
+            return
+        earliest = self._run_start if self._run_start is not None else self.frames
+        if not self._merges(_middle(earliest, *self._grid) - self.options.pad_onset):
+            self._emit(self._pending, out)
+            self._pending = None
+
+    def _emit(self, region: Region, out: list[Region]) -> None:
+        if self.options.min_duration_on > 0 and region.duration < self.options.min_duration_on:
+            return
+        out.append(region)
