@@ -42,7 +42,8 @@ def _positive_int(text: str) -> int:
 
 def _model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default="fp32", help="fp32 (default), int8, or an .onnx path")
+    group.add_argument("--model", default="fp32",
+                       help="fp32 (default), int8, fp16 (for GPUs), or an .onnx path")
     group.add_argument("--step", type=_positive_float, default=1.0,
                        help="seconds between 10 s windows (default 1.0, as pyannote)")
     group.add_argument("--batch-size", type=_positive_int, default=32)
@@ -72,12 +73,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, what in (("vad", "speech"), ("osd", "overlapped speech")):
         p = sub.add_parser(name, help=f"{what} regions as RTTM or JSON")
-        p.add_argument("audio", nargs="+", type=Path)
-        p.add_argument("--output", "-o", type=Path, help="output file (default: stdout)")
+        p.add_argument("audio", nargs="+", type=Path,
+                       help="audio files, folders (searched recursively) or .txt/.lst lists")
+        out = p.add_mutually_exclusive_group()
+        out.add_argument("--output", "-o", type=Path, help="one output file (default: stdout)")
+        out.add_argument("--output-dir", type=Path,
+                         help="one output file per input, named after it; existing ones are "
+                         "skipped (resumable) unless --overwrite")
         p.add_argument("--format", choices=("rttm", "json"), default=None,
                        help="default: from the output suffix, else rttm")
+        p.add_argument("--jobs", type=_positive_int, default=1, help="files processed at once")
+        p.add_argument("--overwrite", action="store_true")
         _model_options(p)
         _binarize_options(p)
+
+    p = sub.add_parser("stream", help="speech/overlap events from live audio, printed as they "
+                       "become final (about 10 s after they were heard)")
+    p.add_argument("audio", help="'-': raw signed 16-bit little-endian 16 kHz mono PCM on stdin "
+                   "(a .raw/.pcm path: the same from a file); other paths: any audio file")
+    p.add_argument("--events", choices=("both", "speech", "overlap"), default="both")
+    p.add_argument("--block", type=_positive_float, default=0.1,
+                   help="seconds of audio read at a time (default 0.1)")
+    _model_options(p)
+    _binarize_options(p)
 
     p = sub.add_parser("scores", help="aggregated speech/overlap scores per frame (npz)")
     p.add_argument("audio", type=Path)
@@ -93,10 +111,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--checkpoint", required=True,
                    help="pytorch_model.bin, or pyannote/segmentation-3.0 (needs huggingface_hub)")
     p.add_argument("--output", "-o", type=Path, required=True)
-    p.add_argument("--quantize", choices=("int8",), default=None)
+    p.add_argument("--quantize", choices=("int8", "fp16"), nargs="*", default=[],
+                   help="also write these variants beside the fp32 file")
     p.add_argument("--audio", type=Path, nargs="*", default=None,
                    help="audio to verify (and calibrate) on; default: the bundled recording")
     p.add_argument("--token", default=None, help="Hugging Face token for the hub id")
+
+    p = sub.add_parser("plot", help="PNG: the model card's figure for <= 10 s, scores and "
+                       "regions for longer spans (needs powerseg[plot])")
+    p.add_argument("audio", type=Path)
+    p.add_argument("--output", "-o", type=Path, required=True)
+    p.add_argument("--start", type=_non_negative_float, default=0.0)
+    p.add_argument("--end", type=_positive_float, default=None,
+                   help="default: start + 10 s (one window)")
+    _model_options(p)
+
+    p = sub.add_parser("eval", help="detection error rate of VAD and OSD against reference RTTM")
+    p.add_argument("audio", nargs="+", type=Path, help="audio files, folders or lists")
+    p.add_argument("--reference", nargs="+", type=Path, required=True,
+                   help="RTTM files; recordings are matched by file stem (URI)")
+    p.add_argument("--uem", type=Path, default=None, help="scored regions (default: whole files)")
+    p.add_argument("--task", choices=("vad", "osd"), nargs="+", default=["vad", "osd"])
+    p.add_argument("--metric", choices=("powerseg", "pyannote"), default="powerseg",
+                   help="pyannote: compute with pyannote.metrics (needs powerseg[eval])")
+    p.add_argument("--output", "-o", type=Path, default=None, help="JSON report")
+    _model_options(p)
+    _binarize_options(p)
 
     p = sub.add_parser("info", help="model metadata, providers and versions")
     p.add_argument("--model", default="fp32")
@@ -112,30 +152,115 @@ def _segmenter(args: argparse.Namespace):
                      threads=args.threads, providers=args.provider, soft=args.soft)
 
 
-def _regions(args: argparse.Namespace) -> int:
+def _binarize(args: argparse.Namespace):
     from powerseg.runtime import BinarizeOptions
-    from powerseg.runtime.writers import dumps_json, regions_json, rttm_lines, uri_of
 
-    options = BinarizeOptions(args.onset, args.offset, args.min_duration_on,
-                              args.min_duration_off, args.pad_onset, args.pad_offset)
-    fmt = args.format or ("json" if args.output and args.output.suffix == ".json" else "rttm")
+    return BinarizeOptions(args.onset, args.offset, args.min_duration_on,
+                           args.min_duration_off, args.pad_onset, args.pad_offset)
+
+
+def _regions(args: argparse.Namespace) -> int:
+    from powerseg import batch
+    from powerseg.runtime.writers import dumps_json, regions_json, rttm_lines, uri_of, write_text
+
+    options = _binarize(args)
+    suffix = (args.output or args.output_dir or Path()).suffix
+    fmt = args.format or ("json" if suffix == ".json" else "rttm")
+    files = batch.expand(args.audio)
     segmenter = _segmenter(args)
+
+    def regions(path: Path):
+        result = segmenter(path, activations=False)  # memory flat in the duration
+        found = result.vad(options) if args.command == "vad" else result.osd(options)
+        return rttm_lines(uri_of(path), found), regions_json(uri_of(path), found, result)
+
+    if args.output_dir:
+        def work(path: Path, target: Path) -> None:
+            rttm, document = regions(path)
+            write_text(target, "".join(rttm) if fmt == "rttm" else dumps_json(document))
+
+        summary = batch.run(files, args.output_dir, f".{fmt}", work, args.jobs, args.overwrite,
+                            report=lambda path, error: _report(error, args))
+        print(summary.line(), file=sys.stderr)
+        return EXIT_INPUT if summary.failed else 0
+
     rttm, documents, failed = [], [], 0
-    for path in args.audio:
+    for path in files:
         try:
-            result = segmenter(path)
+            lines, document = regions(path)
         except PowersegError as error:
             _report(error, args)
             failed += 1
             continue
-        regions = result.vad(options) if args.command == "vad" else result.osd(options)
-        rttm += rttm_lines(uri_of(path), regions)
-        documents.append(regions_json(uri_of(path), regions, result))
+        rttm += lines
+        documents.append(document)
     text = "".join(rttm) if fmt == "rttm" else dumps_json(
-        documents[0] if len(args.audio) == 1 and documents else documents)
+        documents[0] if len(files) == 1 and documents else documents)
     if documents:
         _emit(args.output, text)
     return EXIT_INPUT if failed else 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from powerseg.plot import plot
+
+    plot(args.audio, args.output, args.start, args.end, _segmenter(args))
+    print(args.output)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from powerseg import batch
+    from powerseg.evaluate import evaluate, overall, table
+    from powerseg.runtime.writers import dumps_json, write_text
+
+    scores = evaluate(_segmenter(args), batch.expand(args.audio), args.reference, args.uem,
+                      tuple(args.task), _binarize(args), args.metric)
+    sys.stdout.write(table(scores))
+    if args.output:
+        totals = [overall(scores, task).as_dict() for task in args.task]
+        write_text(args.output, dumps_json({"metric": args.metric, "files": [
+            s.as_dict() for s in scores], "overall": totals}))
+    return 0
+
+
+def _stream(args: argparse.Namespace) -> int:
+    """Print ``speech START END`` / ``overlap START END`` lines as regions become final."""
+    import numpy as np
+
+    from powerseg.runtime import BinarizeOptions
+    from powerseg.runtime.audio import blocks
+
+    options = BinarizeOptions(args.onset, args.offset, args.min_duration_on,
+                              args.min_duration_off, args.pad_onset, args.pad_offset)
+    segmenter = _segmenter(args)
+    rate = segmenter.spec.sample_rate
+    stream = segmenter.stream(vad=options if args.events != "overlap" else None,
+                              osd=options if args.events != "speech" else None)
+
+    def show(part) -> None:
+        for region in part.events:
+            print(f"{region.label.lower()} {region.start:.3f} {region.end:.3f}", flush=True)
+
+    raw = args.audio == "-" or Path(args.audio).suffix.lower() in (".raw", ".pcm")
+    if raw:
+        from contextlib import nullcontext
+
+        size = 2 * max(1, round(args.block * rate))
+        left = b""
+        with nullcontext(sys.stdin.buffer) if args.audio == "-" else open(args.audio, "rb") as f:
+            read = getattr(f, "read1", f.read)  # returns what a pipe has, without waiting
+            while data := read(size):
+                data = left + data
+                cut = len(data) - len(data) % 2
+                left = data[cut:]
+                show(stream.push(np.frombuffer(data[:cut], dtype="<i2")))
+    else:
+        for block in blocks(Path(args.audio), rate):
+            for begin in range(0, len(block), max(1, round(args.block * rate))):
+                show(stream.push(block[begin:begin + max(1, round(args.block * rate))]))
+    show(stream.flush())
+    return 0
 
 
 def _emit(output: Path | None, text: str) -> None:
@@ -194,8 +319,8 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "vad": _regions, "osd": _regions, "scores": _scores, "segment": _scores,
-    "export": _export, "info": _info, "sample": _sample,
+    "vad": _regions, "osd": _regions, "stream": _stream, "scores": _scores, "segment": _scores,
+    "plot": _plot, "eval": _eval, "export": _export, "info": _info, "sample": _sample,
 }
 
 
@@ -216,8 +341,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PowersegError as error:
         _report(error, args)
         return EXIT_INPUT
+    except OSError as error:  # writing the output: no space, permission, a directory in the way
+        _report(error, args)
+        return EXIT_INPUT
     except KeyboardInterrupt:
         return 130
+    except Exception as error:  # a bug: still one line unless --debug
+        if args.debug:
+            traceback.print_exception(error)
+        print(f"powerseg: internal error: {type(error).__name__}: {error} "
+              "(rerun with --debug for the traceback)", file=sys.stderr)
+        return EXIT_INPUT
 
 
 if __name__ == "__main__":
