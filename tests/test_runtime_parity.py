@@ -59,13 +59,17 @@ def test_vad_detection_error_rate_equals_pyannote(shared, results):
 
 
 def test_int8_vad_close_to_fp32(shared):
+    """int8 VAD differs from fp32 on < 1% of the speech of all shared audio (worst file < 2%)."""
     from powerseg import Segmenter
 
     int8 = Segmenter(model="int8", providers="cpu")
     fp32 = Segmenter(model="fp32", providers="cpu")
+    speech = differ = 0.0
     for name, uri in RECORDINGS:
         a, b = fp32(wav(name, uri), activations=False), int8(wav(name, uri), activations=False)
-        speech = detection_error(a.vad(), [], None).reference
-        differ = detection_error(a.vad(), b.vad(), [(0.0, a.duration)])
-        if speech:
-            assert (differ.false_alarm + differ.missed) / speech < 0.01, uri
+        file_speech = detection_error(a.vad(), [], None).reference
+        d = detection_error(a.vad(), b.vad(), [(0.0, a.duration)])
+        speech, differ = speech + file_speech, differ + d.false_alarm + d.missed
+        assert d.false_alarm + d.missed <= 0.02 * file_speech, uri
+    assert speech > 600
+    assert differ / speech < 0.01
