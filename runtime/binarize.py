@@ -1,4 +1,9 @@
-"""Scores -> regions, as pyannote's ``Binarize``: hysteresis, then gap filling and short-region removal."""
+"""Scores -> regions, as pyannote's ``Binarize``: hysteresis, then gap filling and short-region removal.
+
+One implementation serves offline results and streams: ``RegionTracker`` takes
+consecutive blocks of frame scores and emits each region once it is final;
+``binarize`` is one block and a flush.
+"""
 
 from __future__ import annotations
 
@@ -51,41 +56,11 @@ class BinarizeOptions:
                 raise OptionError(f"{name} must be a non-negative number of seconds, got {value}")
 
 
-def active_runs(scores: np.ndarray, onset: float, offset: float) -> list[tuple[int, int]]:
-    """[first active frame, frame where it switched off (or the last frame)) pairs.
-
-    Active from a frame whose score is above onset until a frame below offset;
-    in between the state holds (hysteresis). Same frame-by-frame rule as pyannote.
-    """
-    n = len(scores)
-    if n == 0:
-        return []
-    events = np.where(scores > onset, 1, np.where(scores < offset, -1, 0))
-    events[0] = 1 if scores[0] > onset else -1
-    last_event = np.maximum.accumulate(np.where(events != 0, np.arange(n), 0))
-    active = events[last_event] == 1
-    edges = np.diff(active.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
-    starts = np.flatnonzero(edges == 1)
-    ends = np.minimum(np.flatnonzero(edges == -1), n - 1)
-    return list(zip(starts.tolist(), ends.tolist()))
-
-
 def binarize(scores: np.ndarray, frame_start: float, frame_step: float, frame_duration: float,
              options: BinarizeOptions = BinarizeOptions(), label: str = "SPEECH") -> list[Region]:
     """(frames,) scores -> sorted regions; region times are frame middles, as pyannote's."""
-    opts = options
-    regions = []
-    for first, last in active_runs(np.asarray(scores), opts.onset, opts.offset):
-        start, end = _middle(first, frame_start, frame_step, frame_duration), \
-            _middle(last, frame_start, frame_step, frame_duration)
-        start, end = start - opts.pad_onset, end + opts.pad_offset
-        if end - start > SEGMENT_PRECISION:
-            regions.append(Region(start, end, label))
-    if opts.pad_onset > 0 or opts.pad_offset > 0 or opts.min_duration_off > 0:
-        regions = _support(regions, collar=opts.min_duration_off)
-    if opts.min_duration_on > 0:
-        regions = [r for r in regions if r.duration >= opts.min_duration_on]
-    return regions
+    tracker = RegionTracker(options, label, frame_start, frame_step, frame_duration)
+    return tracker.push(scores) + tracker.flush()
 
 
 def _middle(index: int, frame_start: float, frame_step: float, frame_duration: float) -> float:
@@ -93,14 +68,101 @@ def _middle(index: int, frame_start: float, frame_step: float, frame_duration: f
     return 0.5 * (begin + (begin + frame_duration))
 
 
-def _support(regions: list[Region], collar: float) -> list[Region]:
-    """Merge overlapping regions and those separated by a gap shorter than ``collar``."""
-    merged: list[Region] = []
-    for region in sorted(regions):
-        gap = region.start - merged[-1].end if merged else None
-        if gap is not None and (gap <= SEGMENT_PRECISION or gap < collar):
-            last = merged[-1]
-            merged[-1] = Region(last.start, max(last.end, region.end), last.label)
+class RegionTracker:
+    """One channel (speech or overlap) of scores -> final regions, block by block.
+
+    A region leaves once nothing later can change it: its end is known (scores fell
+    below offset, or the stream ended) and, with padding or min_duration_off, the
+    earliest start a later region could have is already too far to merge. So it is
+    final about min_duration_off + pad_onset + pad_offset after its last active frame.
+    """
+
+    def __init__(self, options: BinarizeOptions, label: str, frame_start: float, frame_step: float,
+                 frame_duration: float):
+        self.options = options
+        self.label = label
+        self._grid = (frame_start, frame_step, frame_duration)
+        # binarize() only fills gaps (and merges padded overlaps) in this case
+        self._support = options.pad_onset > 0 or options.pad_offset > 0 or \
+            options.min_duration_off > 0
+        self.frames = 0  # frames consumed so far
+        self._run_start: int | None = None  # first frame of the run still active, if any
+        self._pending: Region | None = None  # merged region that a later one could still extend
+        self._closed = False
+
+    def push(self, scores: np.ndarray) -> list[Region]:
+        """Scores of the next frames (in order); returns the regions that became final."""
+        if self._closed:
+            raise RuntimeError("region tracker already flushed")
+        scores = np.asarray(scores).reshape(-1)
+        out: list[Region] = []
+        n = len(scores)
+        if n == 0:
+            return out
+        opts = self.options
+        state = np.where(scores > opts.onset, 1, np.where(scores < opts.offset, -1, 0))
+        was_active = self._run_start is not None
+        # hysteresis: each frame takes the state of the last decided frame, else the carried one
+        decided = np.where(state != 0, np.arange(n), -1)
+        last = np.maximum.accumulate(decided)
+        active = np.where(last >= 0, state[np.maximum(last, 0)] == 1, was_active)
+        previous = np.concatenate(([was_active], active[:-1]))
+        for i in np.flatnonzero(active != previous).tolist():
+            frame = self.frames + i
+            if active[i]:
+                self._run_start = frame
+            else:  # switched off at this frame: the run ends at its middle, as binarize's
+                self._close(self._run_start, frame, out)
+                self._run_start = None
+        self.frames += n
+        self._settle(out)
+        return out
+
+    def flush(self) -> list[Region]:
+        """End of the scores: close the active run at the last frame, emit what is left."""
+        if self._closed:
+            raise RuntimeError("region tracker already flushed")
+        self._closed = True
+        out: list[Region] = []
+        if self._run_start is not None:
+            self._close(self._run_start, self.frames - 1, out)
+            self._run_start = None
+        if self._pending is not None:
+            self._emit(self._pending, out)
+            self._pending = None
+        return out
+
+    def _close(self, first: int, last: int, out: list[Region]) -> None:
+        opts = self.options
+        start = _middle(first, *self._grid) - opts.pad_onset
+        end = _middle(last, *self._grid) + opts.pad_offset
+        if not end - start > SEGMENT_PRECISION:
+            return
+        region = Region(start, end, self.label)
+        if not self._support:
+            self._emit(region, out)
+        elif self._pending is not None and self._merges(region.start):
+            pending = self._pending
+            self._pending = Region(pending.start, max(pending.end, region.end), self.label)
         else:
-            merged.append(region)
-    return merged
+            if self._pending is not None:
+                self._emit(self._pending, out)
+            self._pending = region
+
+    def _merges(self, start: float) -> bool:
+        gap = start - self._pending.end
+        return gap <= SEGMENT_PRECISION or gap < self.options.min_duration_off
+
+    def _settle(self, out: list[Region]) -> None:
+        """Emit the pending region if even the earliest possible next region cannot merge."""
+        if self._pending is None:
+            return
+        earliest = self._run_start if self._run_start is not None else self.frames
+        if not self._merges(_middle(earliest, *self._grid) - self.options.pad_onset):
+            self._emit(self._pending, out)
+            self._pending = None
+
+    def _emit(self, region: Region, out: list[Region]) -> None:
+        if self.options.min_duration_on > 0 and region.duration < self.options.min_duration_on:
+            return
+        out.append(region)

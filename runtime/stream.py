@@ -17,8 +17,7 @@ from powerseg.errors import AudioError, OptionError
 
 from .aggregate import OverlapAdd
 from .audio import check_finite
-from .binarize import BinarizeOptions, Region
-from .events import RegionTracker
+from .binarize import BinarizeOptions, Region, RegionTracker
 from .framing import Framing
 from .powerset import overlap_score, speaker_count, speech_score, to_multilabel
 

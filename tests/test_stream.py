@@ -22,8 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from powerseg.runtime import BinarizeOptions
 from powerseg.runtime.audio import load_audio
-from powerseg.runtime.binarize import binarize
-from powerseg.runtime.events import RegionTracker
+from powerseg.runtime.binarize import RegionTracker, binarize
 
 from powerseg.errors import AudioError, OptionError
 from powerseg.samples import sample_path
