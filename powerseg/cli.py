@@ -229,11 +229,9 @@ def _stream(args: argparse.Namespace) -> int:
     """Print ``speech START END`` / ``overlap START END`` lines as regions become final."""
     import numpy as np
 
-    from powerseg.runtime import BinarizeOptions
     from powerseg.runtime.audio import blocks
 
-    options = BinarizeOptions(args.onset, args.offset, args.min_duration_on,
-                              args.min_duration_off, args.pad_onset, args.pad_offset)
+    options = _binarize(args)
     segmenter = _segmenter(args)
     rate = segmenter.spec.sample_rate
     stream = segmenter.stream(vad=options if args.events != "overlap" else None,

@@ -44,6 +44,7 @@ def test_cuda_options_keep_fp32_exact():
         assert name == CUDA and options["use_tf32"] == "0"
 
 
+@pytest.mark.filterwarnings("ignore:Specified provider 'CUDAExecutionProvider':UserWarning")
 def test_auto_fallback_is_announced(monkeypatch, caplog):
     """A GPU build whose CUDA cannot start: onnxruntime falls back, and we say so."""
     if HAS_CUDA:

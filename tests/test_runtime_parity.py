@@ -71,5 +71,5 @@ def test_int8_vad_close_to_fp32(shared):
         d = detection_error(a.vad(), b.vad(), [(0.0, a.duration)])
         speech, differ = speech + file_speech, differ + d.false_alarm + d.missed
         assert d.false_alarm + d.missed <= 0.02 * file_speech, uri
-    assert speech > 600
+    assert speech > 400  # seconds of fp32 speech over the shared recordings
     assert differ / speech < 0.01
