@@ -46,8 +46,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                        help="fp32 (default), int8, fp16 (for GPUs), or an .onnx path")
     group.add_argument("--step", type=_positive_float, default=1.0,
                        help="seconds between 10 s windows (default 1.0, as pyannote)")
-    group.add_argument("--batch-size", type=_positive_int, default=4,
-                       help="windows per model call (default 4; larger uses more memory)")
+    group.add_argument("--batch-size", type=_positive_int, default=2,
+                       help="windows per model call, one call per core at a time (default 2; "
+                       "larger uses more memory for no speed on CPU)")
     group.add_argument("--threads", type=_positive_int, default=None,
                        help="onnxruntime threads (default: one per core)")
     group.add_argument("--provider", default="auto", help="auto (default), cpu, cuda, or an "

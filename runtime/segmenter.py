@@ -23,7 +23,7 @@ class SegmenterOptions:
 
     model: str = "fp32"  # "fp32", "int8" or the path of an .onnx file
     step: float = 1.0  # seconds between window starts (pyannote's default for this model)
-    batch_size: int = 4  # windows per model call: peak RSS ~190 MB at 4, ~880 MB at 32
+    batch_size: int = 2  # windows per model call; one call per core runs at once (memory)
     threads: int | None = None  # onnxruntime intra-op threads; None = one per core
     providers: str | tuple = "auto"  # "auto", "cpu", "cuda" or onnxruntime provider list
     soft: bool = False  # powerset decoding: False = argmax (pyannote), True = probabilities
@@ -91,7 +91,7 @@ class Segmenter:
     Holds no per-call state: one instance can serve many threads at once.
     """
 
-    def __init__(self, model: str | os.PathLike = "fp32", step: float = 1.0, batch_size: int = 4,
+    def __init__(self, model: str | os.PathLike = "fp32", step: float = 1.0, batch_size: int = 2,
                  threads: int | None = None, providers: str | list | tuple = "auto",
                  soft: bool = False, options: SegmenterOptions | None = None):
         self.options = options or SegmenterOptions(model=model, step=step, batch_size=batch_size,

@@ -188,8 +188,10 @@ class Stream:
         return self._release(self.framing.first_frame(self._chunks))
 
     def _consume(self, samples: np.ndarray) -> None:
-        # a long block goes in pieces of about one batch, so windows never pile up in memory
-        piece = max(self._window, self._step * self._options.batch_size)
+        # a long block goes in pieces of about one round (a batch per worker), so windows
+        # never pile up in memory
+        round_size = self._options.batch_size * self._model.workers
+        piece = max(self._window, self._step * round_size)
         for begin in range(0, len(samples), piece):
             self._samples.append(samples[begin:begin + piece])
             self._total += min(piece, len(samples) - begin)
@@ -197,7 +199,7 @@ class Stream:
             while len(self._samples) >= self._window:
                 ready.append(self._samples.window(self._window))
                 self._samples.drop(self._step)
-                if len(ready) == self._options.batch_size:
+                if len(ready) == round_size:
                     self._run(ready)
                     ready = []
             self._run(ready)
@@ -218,9 +220,12 @@ class Stream:
         return self._release(num_frames, last=True)
 
     def _run(self, windows: list[np.ndarray]) -> None:
-        batch = self._options.batch_size
-        for i in range(0, len(windows), batch):
-            logprobs = self._model(np.stack(windows[i:i + batch]))
+        """Windows in order through the model, in batches spread over its workers."""
+        if not windows:
+            return
+        size = min(self._options.batch_size, -(-len(windows) // self._model.workers))
+        batches = [np.stack(windows[i:i + size]) for i in range(0, len(windows), size)]
+        for logprobs in self._model.run_batches(batches):
             active = to_multilabel(logprobs, self.framing.spec.mapping, soft=self._options.soft)
             scores = np.stack([speech_score(active), overlap_score(active)], axis=-1)
             count = speaker_count(active)[..., None]

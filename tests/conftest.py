@@ -96,7 +96,11 @@ class CachedModel:
 
     def __init__(self, model):
         self.model, self.spec, self.provider = model, model.spec, model.provider
+        self.workers = 1
         self.cache: dict[bytes, np.ndarray] = {}
+
+    def run_batches(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+        return [self(batch) for batch in batches]
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         import hashlib

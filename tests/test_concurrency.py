@@ -118,3 +118,13 @@ def test_a_new_process_gives_the_same_bits(tmp_path, sample):
     with np.load(out) as saved:
         for name in ("speech", "overlap", "count"):
             assert saved[name].tobytes() == getattr(here, name).tobytes(), name
+
+
+def test_parallel_workers_match_one_worker():
+    """Batches run on two cores at once give the same bits as one batch after another."""
+    one, two = Segmenter(providers="cpu", threads=1), Segmenter(providers="cpu", threads=2)
+    assert (one.model.workers, two.model.workers) == (1, 2)
+    a, b = one(sample_path()), two(sample_path())
+    np.testing.assert_array_equal(a.speech, b.speech)
+    np.testing.assert_array_equal(a.overlap, b.overlap)
+    np.testing.assert_array_equal(a.activations, b.activations)
