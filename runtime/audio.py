@@ -112,6 +112,20 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
     return samples
 
 
+def to_float32(samples: np.ndarray) -> np.ndarray:
+    """Float samples as float32; integer PCM scaled to [-1, 1) (int16: / 32768, uint8: centred).
+
+    Values beyond float32's range become inf, which ``check_finite`` then refuses.
+    """
+    if np.issubdtype(samples.dtype, np.unsignedinteger):  # e.g. 8-bit PCM: centred on 2**(bits-1)
+        half = float(np.iinfo(samples.dtype).max // 2 + 1)
+        samples = (samples.astype(np.float64) - half) / half
+    elif np.issubdtype(samples.dtype, np.integer):
+        samples = samples.astype(np.float64) / float(-np.iinfo(samples.dtype).min)
+    with np.errstate(over="ignore"):
+        return samples.astype(np.float32, copy=False)
+
+
 def prepare(samples: np.ndarray, sample_rate: int, target_rate: int, source: str = "array") -> np.ndarray:
     """An in-memory signal -> mono float32 at ``target_rate``.
 
@@ -125,13 +139,7 @@ def prepare(samples: np.ndarray, sample_rate: int, target_rate: int, source: str
         raise AudioError(f"{source}: expected numeric samples, got dtype {samples.dtype}")
     if samples.ndim == 2 and samples.shape[0] <= 8 and samples.shape[0] < samples.shape[1]:
         samples = samples.T
-    if np.issubdtype(samples.dtype, np.unsignedinteger):  # e.g. 8-bit PCM: centred on 2**(bits-1)
-        half = float(np.iinfo(samples.dtype).max // 2 + 1)
-        samples = (samples.astype(np.float64) - half) / half
-    elif np.issubdtype(samples.dtype, np.integer):
-        samples = samples.astype(np.float64) / float(-np.iinfo(samples.dtype).min)
-    with np.errstate(over="ignore"):  # values beyond float32's range become inf and are refused
-        samples = samples.astype(np.float32, copy=False)
+    samples = to_float32(samples)
     if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, np.integer)) or \
             not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
         raise AudioError(f"{source}: sample_rate must be an integer from {MIN_SAMPLE_RATE} to "

@@ -16,7 +16,7 @@ import soxr
 from powerseg.errors import AudioError, OptionError
 
 from .aggregate import OverlapAdd
-from .audio import check_finite
+from .audio import check_finite, to_float32
 from .binarize import BinarizeOptions, Region, RegionTracker
 from .framing import Framing
 from .powerset import overlap_score, speaker_count, speech_score, to_multilabel
@@ -152,16 +152,10 @@ class Stream:
         if samples.ndim != 1:
             raise AudioError(f"stream: push mono samples as a 1-D array, got shape {samples.shape}"
                              " (downmix channels first)")
-        kind = samples.dtype.kind
-        if kind == "i":  # PCM integers, scaled as for offline arrays (int16: / 32768)
-            return (samples / float(-np.iinfo(samples.dtype).min)).astype(np.float32)
-        if kind == "u":  # unsigned PCM (8-bit) is centred on 2 ** (bits - 1)
-            half = float(np.iinfo(samples.dtype).max // 2 + 1)
-            return ((samples - half) / half).astype(np.float32)
-        if kind != "f":
+        if samples.dtype.kind not in "iuf":
             raise AudioError(f"stream: expected float (or integer PCM) samples, got dtype "
                              f"{samples.dtype}")
-        return samples.astype(np.float32, copy=False)
+        return to_float32(samples)  # integer PCM scaled as for offline arrays
 
     def push(self, samples: np.ndarray, sample_rate: int | None = None) -> FrameScores:
         """Add mono samples (any block size); returns the frames that became final.
