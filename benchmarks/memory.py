@@ -47,23 +47,27 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-def tiled(minutes: float, folder: Path, raw: bool = False) -> Path:
-    """Shared recordings back to back (float32 WAV, or s16le raw) to ``minutes``; cached in folder."""
-    path = folder / (f"powerseg-tiled-{minutes:g}min." + ("raw" if raw else "wav"))
+def read_mono(path: Path) -> np.ndarray:
+    """A recording as mono float32 at 16 kHz (resampled with soxr when needed)."""
+    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    data = data.mean(axis=1)
+    if rate != RATE:
+        import soxr
+        data = soxr.resample(data, rate, RATE).astype(np.float32)
+    return data
+
+
+def write_tiled(path: Path, seconds: float, sources: list[Path], raw: bool = False) -> Path:
+    """``sources`` back to back to ``seconds`` (float32 WAV, or s16le raw), cached at ``path``."""
     if path.exists():
         return path
-    sources = sorted((SHARED / "audio").glob("*/wav/*.wav"))
-    if not sources:
-        sys.exit(f"no shared audio under {SHARED / 'audio'}")
-    total, want = 0, int(minutes * 60 * RATE)
+    total, want = 0, int(round(seconds * RATE))
     tmp = path.with_suffix(".partial")
     with open(tmp, "wb") if raw else sf.SoundFile(tmp, "w", RATE, 1, subtype="FLOAT",
                                                    format="WAV") as out:
         while total < want:  # written source by source: this script's memory stays small too
             for source in sources:
-                data, rate = sf.read(source, dtype="float32")
-                assert rate == RATE and data.ndim == 1, source
-                data = data[:want - total]
+                data = read_mono(source)[:want - total]
                 if raw:
                     out.write((np.clip(data, -1, 32767 / 32768) * 32768).astype("<i2").tobytes())
                 else:
@@ -73,6 +77,15 @@ def tiled(minutes: float, folder: Path, raw: bool = False) -> Path:
                     break
     tmp.rename(path)
     return path
+
+
+def tiled(minutes: float, folder: Path, raw: bool = False) -> Path:
+    """Shared recordings back to back (float32 WAV, or s16le raw) to ``minutes``; cached in folder."""
+    sources = sorted((SHARED / "audio").glob("*/wav/*.wav"))
+    if not sources:
+        sys.exit(f"no shared audio under {SHARED / 'audio'}")
+    path = folder / (f"powerseg-tiled-{minutes:g}min." + ("raw" if raw else "wav"))
+    return write_tiled(path, minutes * 60, sources, raw)
 
 
 def measure(args: list[str], arena: str, stdin: Path | None = None) -> dict:

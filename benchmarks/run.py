@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from memory import read_mono, write_tiled  # benchmarks/ is on sys.path when run as a script
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -87,32 +88,9 @@ def sources() -> tuple[list[Path], str]:
     return [sample_path()], "bundled sample (30 s, pyannote sample.wav)"
 
 
-def read16k(path: Path) -> np.ndarray:
-    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    data = data.mean(axis=1)
-    if rate != RATE:
-        import soxr
-        data = soxr.resample(data, rate, RATE).astype(np.float32)
-    return data
-
-
 def tiled(seconds: float, folder: Path, files: list[Path]) -> Path:
     """Recordings back to back to ``seconds``, float32 WAV, cached in ``folder``."""
-    path = folder / f"tiled-{seconds:g}s-{files[0].stem}.wav"
-    if path.exists():
-        return path
-    want, total = int(round(seconds * RATE)), 0
-    tmp = path.with_suffix(".partial")
-    with sf.SoundFile(str(tmp), "w", RATE, 1, subtype="FLOAT", format="WAV") as out:
-        while total < want:
-            for source in files:
-                data = read16k(source)[:want - total]
-                out.write(data)
-                total += len(data)
-                if total >= want:
-                    break
-    tmp.rename(path)
-    return path
+    return write_tiled(folder / f"tiled-{seconds:g}s-{files[0].stem}.wav", seconds, files)
 
 
 def chunk_batches(signal: np.ndarray, step: int, batch: int):
@@ -575,7 +553,7 @@ def main(argv=None) -> int:
     path1s = tiled(1, args.tmp, files)
     path10 = audio[600]
     # distinct real-speech chunks (step 1 s) for latency/throughput/accuracy rows
-    distinct = np.concatenate([read16k(f) for f in files])
+    distinct = np.concatenate([read_mono(f) for f in files])
     chunks = np.concatenate(list(chunk_batches(distinct, RATE, 64)))
     log(f"audio: {audio_source}; {len(chunks)} distinct chunks; tiled {minutes} min in {args.tmp}")
 
