@@ -18,6 +18,8 @@ from onnxruntime.quantization import quantize_dynamic
 
 from powerseg.errors import ModelError, ModelNotFoundError
 
+from .onnx_export import set_metadata
+
 METHOD = "dynamic int8 (DynamicQuantizeLSTM), per-channel s8 weights, LSTM nodes only; rest fp32"
 
 
@@ -48,9 +50,6 @@ def quantize_int8(fp32_path: Path, output: Path,
     quantized = onnx.load(str(output))
     props = {entry.key: entry.value for entry in source.metadata_props}
     props.update(variant="int8", quantization=METHOD)
-    del quantized.metadata_props[:]
-    for key, value in props.items():
-        entry = quantized.metadata_props.add()
-        entry.key, entry.value = key, value
+    set_metadata(quantized, props)
     onnx.save(quantized, str(output))
     return output

@@ -242,11 +242,12 @@ def _stream(args: argparse.Namespace) -> int:
         for region in part.events:
             print(f"{region.label.lower()} {region.start:.3f} {region.end:.3f}", flush=True)
 
+    block = max(1, round(args.block * rate))  # samples per push
     raw = args.audio == "-" or Path(args.audio).suffix.lower() in (".raw", ".pcm")
     if raw:
         from contextlib import nullcontext
 
-        size = 2 * max(1, round(args.block * rate))
+        size = 2 * block  # bytes of s16le
         left = b""
         with nullcontext(sys.stdin.buffer) if args.audio == "-" else open(args.audio, "rb") as f:
             read = getattr(f, "read1", f.read)  # returns what a pipe has, without waiting
@@ -256,9 +257,9 @@ def _stream(args: argparse.Namespace) -> int:
                 left = data[cut:]
                 show(stream.push(np.frombuffer(data[:cut], dtype="<i2")))
     else:
-        for block in blocks(Path(args.audio), rate):
-            for begin in range(0, len(block), max(1, round(args.block * rate))):
-                show(stream.push(block[begin:begin + max(1, round(args.block * rate))]))
+        for samples in blocks(Path(args.audio), rate):
+            for begin in range(0, len(samples), block):
+                show(stream.push(samples[begin:begin + block]))
     show(stream.flush())
     return 0
 

@@ -114,7 +114,6 @@ class Stream:
         self._input = 0  # input samples (before resampling) seen, for error times
         if sample_rate is not None:
             self._set_rate(sample_rate)
-        spec = self.framing.spec
         grid = (spec.frame_start, spec.frame_step, spec.frame_duration)
         self._trackers: list[tuple[int, RegionTracker]] = []
         for channel, (options, label) in enumerate(((vad, "SPEECH"), (osd, "OVERLAP"))):
