@@ -17,7 +17,7 @@ from .checkpoint import load_checkpoint, sha256
 from .fp16 import convert_fp16
 from .onnx_export import export_onnx
 from .quantize import quantize_int8
-from .verify import audio_windows, compare, onnx_logprobs, verify
+from .verify import DITHER_LSB, audio_windows, compare, dithered, onnx_logprobs, verify
 
 
 def build(checkpoint: str | Path, output: str | Path, variants: list[str] = (),
@@ -36,6 +36,8 @@ def build(checkpoint: str | Path, output: str | Path, variants: list[str] = (),
     fp32_model = OnnxModel(output, providers="cpu")
     windows = audio_windows(fp32_model, audio)
     fp32_logprobs = onnx_logprobs(fp32_model, windows)
+    floor = compare(fp32_logprobs, onnx_logprobs(fp32_model, dithered(windows)))
+    files[output.name]["fp32_under_dither"] = {"dither_lsb": DITHER_LSB, **floor.as_dict()}
     for variant in variants:
         path = output.with_name(output.name.replace(".onnx", f".{variant}.onnx"))
         if variant == "int8":

@@ -5,6 +5,13 @@ the sinc front-end conv and the other convs lose 10-50 % of frame decisions unde
 scheme (dynamic, static QDQ, even weight-only per-channel), and dynamic ConvInteger is slower
 than the fp32 conv. The LSTMs are where batch-1 time goes and where int8 pays; per-channel
 weight scales keep the most decisions there. The small head MatMuls cost agreement and no time.
+
+Its activation scales are computed at run time over the whole input tensor, so a window's
+output depends on the windows batched with it (up to 0.5 in probability): the file asks the
+runtime for one window per run (metadata ``windows_per_run``), which makes int8 results
+independent of batch size and core count, and keeps 99.1 % of fp32's argmax against 98.9 %
+at batch 32. Error-compensating rounding (GPTQ) of the LSTM weights was measured too: no
+gain, as activation rounding dominates.
 """
 
 from __future__ import annotations
@@ -49,7 +56,7 @@ def quantize_int8(fp32_path: Path, output: Path,
         root.setLevel(level)
     quantized = onnx.load(str(output))
     props = {entry.key: entry.value for entry in source.metadata_props}
-    props.update(variant="int8", quantization=METHOD)
+    props.update(variant="int8", quantization=METHOD, windows_per_run="1")
     set_metadata(quantized, props)
     onnx.save(quantized, str(output))
     return output

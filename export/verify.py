@@ -18,6 +18,8 @@ from .pyannet import PyanNet
 # Probabilities, not log-probabilities: log-probs of near-impossible classes differ meaninglessly.
 PROB_TOLERANCE = 1e-3
 MAX_BAD_FRAMES = 1e-4  # fraction of frames allowed past PROB_TOLERANCE or with another argmax
+# Noise for the yardstick of variants: 4 steps of 16-bit PCM rms (-78 dBFS), far below audibility.
+DITHER_LSB = 4
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,17 @@ def audio_windows(model: OnnxModel, audio: list[Path], step: float = 1.0) -> np.
     """10 s windows every ``step`` seconds of each file, as the runtime makes them."""
     framing = Framing(model.spec, step)
     return np.concatenate([framing.windows(load_audio(p, model.spec.sample_rate)) for p in audio])
+
+
+def dithered(windows: np.ndarray, lsb: float = DITHER_LSB, seed: int = 0) -> np.ndarray:
+    """``windows`` plus Gaussian noise of ``lsb`` 16-bit steps rms (seeded: same input, same output).
+
+    Which speaker takes which output slot is a near-tie on some windows, so fp32 itself changes
+    frame decisions under inaudible noise: fp32 vs fp32 on dithered audio is the floor a
+    quantized variant is judged against.
+    """
+    noise = np.random.default_rng(seed).normal(0.0, lsb / 32768, windows.shape)
+    return (windows + noise).astype(np.float32)
 
 
 def torch_logprobs(model: PyanNet, windows: np.ndarray, batch_size: int = 32) -> np.ndarray:

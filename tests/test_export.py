@@ -74,3 +74,48 @@ def test_export_command_reproduces_shipped_models(tmp_path, checkpoint):
         assert np.abs(np.exp(shipped) - np.exp(regenerated)).max() <= 1e-5, variant
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["files"]["segmentation-3.0.onnx"]["parity_vs_torch"]["argmax_agreement"] >= 0.9999
+
+
+@pytest.fixture(scope="module")
+def shared_windows(shared):
+    """Every 1 s-step window of every shared recording, per recording."""
+    from conftest import RECORDINGS, wav
+    from powerseg.export.verify import audio_windows
+
+    fp32 = OnnxModel("fp32", providers="cpu")
+    return {uri: audio_windows(fp32, [wav(name, uri)]) for name, uri in RECORDINGS}
+
+
+@pytest.mark.slow
+def test_int8_decisions_within_fp32_noise_floor(shared_windows):
+    """int8 keeps >= 99 % of fp32's argmax over all shared audio, more than fp32 keeps of its own
+    under 4-LSB (-78 dBFS) noise.
+
+    Measured: int8 keeps 99.12 % pooled (96.3 % on trn09, whose one near-tie window swaps its
+    speaker slots); fp32 keeps 98.4 % of its own decisions with 4 LSB of noise, and with just
+    1 LSB falls under 99 % on one recording (the same swap), which is why a per-recording 99 %
+    bar measures that near-tie, not the quantization.
+    """
+    from powerseg.export.verify import dithered, onnx_logprobs
+
+    fp32, int8 = OnnxModel("fp32", providers="cpu"), OnnxModel("int8", providers="cpu")
+    windows = np.concatenate(list(shared_windows.values()))
+    reference = onnx_logprobs(fp32, windows).argmax(-1)
+    kept = (onnx_logprobs(int8, windows).argmax(-1) == reference).mean()
+    floor = (onnx_logprobs(fp32, dithered(windows, lsb=4)).argmax(-1) == reference).mean()
+    assert kept >= 0.99
+    assert kept >= floor
+    one_lsb = onnx_logprobs(fp32, dithered(windows, lsb=1)).argmax(-1) == reference
+    sizes = np.cumsum([len(w) for w in shared_windows.values()])[:-1]
+    assert min(part.mean() for part in np.split(one_lsb, sizes)) < 0.99
+
+
+def test_int8_output_does_not_depend_on_batching():
+    """Dynamic int8 scales span the whole input: the runtime runs its windows one by one."""
+    windows = Framing(OnnxModel("fp32").spec, 2.0).windows(load_audio(sample_path(), 16000))[:4]
+    int8 = OnnxModel("int8", providers="cpu")
+    assert int8.spec.windows_per_run == 1
+    alone = np.concatenate([int8(windows[i:i + 1]) for i in range(len(windows))])
+    np.testing.assert_array_equal(int8(windows), alone)
+    raw = int8.session.run(None, {int8.session.get_inputs()[0].name: windows[:, None]})[0]
+    assert np.abs(np.exp(raw) - np.exp(alone)).max() > 1e-3  # what batching did before
