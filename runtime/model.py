@@ -69,6 +69,8 @@ class ModelSpec:
         try:
             ints = {key: int(props[key]) for key in REQUIRED_METADATA[:-1]}
             per_run = int(props.get("windows_per_run", 0))
+            if per_run < 0:
+                raise ValueError(f"windows_per_run is {per_run}")
             mapping = np.asarray(json.loads(props["powerset"]), dtype=np.float32)
         except (ValueError, TypeError) as error:
             raise ModelError(f"{source}: malformed ONNX metadata ({error}); re-export the model "
@@ -79,7 +81,7 @@ class ModelSpec:
                              "max_speakers_per_frame; re-export the model with `powerseg export`")
         return cls(ints["sample_rate"], ints["window_samples"], ints["num_frames"],
                    ints["frame_start_samples"], ints["frame_step_samples"],
-                   ints["frame_duration_samples"], mapping, dict(props), max(per_run, 0))
+                   ints["frame_duration_samples"], mapping, dict(props), per_run)
 
 
 def resolve_model(model: str | os.PathLike) -> Path:
