@@ -89,6 +89,15 @@ def test_batch_composition_does_not_change_scores(segmenter):
     assert_same_scores(run(segmenter.stream(), samples, RATE // 2), offline)
 
 
+def test_int8_stream_equals_offline_batches():
+    """int8 too, although its activation scales span a whole run: it runs one window per run."""
+    from powerseg import Segmenter
+
+    int8 = Segmenter(model="int8", providers="cpu", batch_size=8)
+    samples = load_audio(sample_path(), RATE)
+    assert_same_scores(run(int8.stream(), samples, RATE // 2), int8(samples, sample_rate=RATE))
+
+
 def test_frames_become_final_one_window_after_they_are_heard(cached):
     """Latency: once t s are pushed (t >= 10, a whole number), the frames before t - 10 + step
     (the start of the next window) are final: each frame 10 - step to 10 s after it starts."""
