@@ -51,10 +51,8 @@ class OverlapAdd:
         """Averaged frames [released, upto) as float32; frames past the last chunk are 0."""
         count = max(0, upto - self.released)
         done = min(count, self.held)
-        total, weight = self.sum[:done], self.weight[:done]
         average = np.zeros((count, self.sum.shape[1]), np.float32)
-        np.divide(total, np.maximum(weight, EPSILON), out=average[:done])
-        average[:done][weight == 0.0] = 0.0
+        average[:done] = self.peek()[:done]
         keep = self.held - done
         self.sum[:keep] = self.sum[done:self.held]
         self.weight[:keep] = self.weight[done:self.held]
@@ -62,6 +60,17 @@ class OverlapAdd:
         self.weight[keep:self.held] = 0.0
         self.held = keep
         self.released += count
+        return average
+
+    def peek(self) -> np.ndarray:
+        """The held frames averaged over the chunks added so far, releasing nothing.
+
+        Later chunks still change these: they are provisional, and final once popped.
+        """
+        total, weight = self.sum[:self.held], self.weight[:self.held]
+        average = np.zeros(total.shape, np.float32)
+        np.divide(total, np.maximum(weight, EPSILON), out=average)
+        average[weight == 0.0] = 0.0
         return average
 
 

@@ -180,6 +180,22 @@ class Stream:
                                spec.frame_start, spec.frame_step, spec.frame_duration)
         return self._release(self.framing.first_frame(self._chunks))
 
+    def provisional(self) -> FrameScores:
+        """Scores of the frames after the final ones that a window has already covered.
+
+        For low-latency use: a frame gets a provisional score one step (plus the window's
+        last frame) after it is heard, instead of about one window later. The values are
+        the overlap-add of the windows run so far, so later windows still change them;
+        the final ones come from ``push``/``flush`` as always. No region events.
+        """
+        if self._closed:
+            raise RuntimeError("stream already flushed")
+        scores, count = self._scores.peek(), self._count.peek()
+        spec = self.framing.spec
+        return FrameScores(self._scores.released, scores[:, 0], scores[:, 1],
+                           np.rint(count[:, 0]).astype(np.uint8),
+                           spec.frame_start, spec.frame_step, spec.frame_duration)
+
     def _consume(self, samples: np.ndarray) -> None:
         # a long block goes in pieces of about one round (a batch per worker), so windows
         # never pile up in memory

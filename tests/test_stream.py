@@ -98,6 +98,32 @@ def test_int8_stream_equals_offline_batches():
     assert_same_scores(run(int8.stream(), samples, RATE // 2), int8(samples, sample_rate=RATE))
 
 
+def test_provisional_scores_are_the_windows_run_so_far(segmenter):
+    """Low latency: frames one step behind the audio get the overlap-add of the windows so far."""
+    from powerseg.runtime.aggregate import aggregate
+    from powerseg.runtime.powerset import overlap_score, speech_score
+
+    samples = load_audio(sample_path(), RATE)
+    offline = segmenter(samples, sample_rate=RATE)
+    framing, spec = segmenter.framing, segmenter.framing.spec
+    stream = segmenter.stream()
+    pushed = 12 * RATE + RATE // 2
+    final = stream.push(samples[:pushed])
+    early = stream.provisional()
+    assert early.first == final.first + len(final)
+    ran = framing.num_chunks(pushed)[0]
+    active = offline.activations[:ran]
+    scores = np.stack([speech_score(active), overlap_score(active)], axis=-1)
+    expected = aggregate(scores, framing, framing.first_frame(ran - 1) + spec.num_frames)
+    assert len(early) == len(expected) - early.first > 0
+    np.testing.assert_allclose(early.speech, expected[early.first:, 0], rtol=0, atol=1e-5)
+    np.testing.assert_allclose(early.overlap, expected[early.first:, 1], rtol=0, atol=1e-5)
+    assert early.times[-1] + spec.frame_duration >= pushed / RATE - framing.step
+    stream.flush()
+    with pytest.raises(RuntimeError, match="flushed"):
+        stream.provisional()
+
+
 def test_frames_become_final_one_window_after_they_are_heard(cached):
     """Latency: once t s are pushed (t >= 10, a whole number), the frames before t - 10 + step
     (the start of the next window) are final: each frame 10 - step to 10 s after it starts."""
