@@ -1,6 +1,14 @@
 """powerseg: pyannote/segmentation-3.0 without PyTorch (numpy + onnxruntime)."""
 
+from pathlib import Path as _Path
+
 __version__ = "0.1.0"
+
+# In a source checkout, runtime/, export/ and models/ sit beside this folder (pyproject maps them
+# with package-dir); this lets `import powerseg` from the checkout's root find them too.
+_checkout = _Path(__file__).resolve().parent.parent
+if (_checkout / "pyproject.toml").is_file() and (_checkout / "runtime" / "__init__.py").is_file():
+    __path__.append(str(_checkout))
 
 from .errors import (AudioError, CheckpointError, ModelError, OptionError, OutputError,  # noqa: E402
                      PowersegError, ProviderError)
