@@ -1,4 +1,4 @@
-"""Command line: ``powerseg vad|osd|scores|segment|export|info|sample``.
+"""Command line: ``powerseg vad|osd|stream|scores|segment|export|plot|eval|info|sample``.
 
 Exit codes: 0 success, 1 a bad input or failed run (one line on stderr), 2 usage error.
 A traceback is printed only with ``--debug``.
