@@ -36,6 +36,9 @@ class ModelSpec:
     frame_duration_samples: int
     mapping: np.ndarray  # (classes, speakers) 0/1: which speakers each powerset class holds
     metadata: dict[str, str]
+    # Most windows one onnxruntime run may take, 0 for any number. Dynamic int8 models set 1:
+    # their activation scales span the whole input tensor, so batched windows change each other.
+    windows_per_run: int = 0
 
     @property
     def window(self) -> float:
@@ -65,6 +68,9 @@ class ModelSpec:
                              "not a powerseg export (re-export it with `powerseg export`)")
         try:
             ints = {key: int(props[key]) for key in REQUIRED_METADATA[:-1]}
+            per_run = int(props.get("windows_per_run", 0))
+            if per_run < 0:
+                raise ValueError(f"windows_per_run is {per_run}")
             mapping = np.asarray(json.loads(props["powerset"]), dtype=np.float32)
         except (ValueError, TypeError) as error:
             raise ModelError(f"{source}: malformed ONNX metadata ({error}); re-export the model "
@@ -75,7 +81,7 @@ class ModelSpec:
                              "max_speakers_per_frame; re-export the model with `powerseg export`")
         return cls(ints["sample_rate"], ints["window_samples"], ints["num_frames"],
                    ints["frame_start_samples"], ints["frame_step_samples"],
-                   ints["frame_duration_samples"], mapping, dict(props))
+                   ints["frame_duration_samples"], mapping, dict(props), per_run)
 
 
 def resolve_model(model: str | os.PathLike) -> Path:
@@ -156,6 +162,10 @@ class OnnxModel:
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
         """(batch, window_samples) float32 -> (batch, num_frames, classes) log-probabilities."""
+        per_run = self.spec.windows_per_run
+        if per_run and len(windows) > per_run:
+            return np.concatenate([self(windows[i:i + per_run])
+                                   for i in range(0, len(windows), per_run)])
         dtype = np.float16 if self._input_type == "tensor(float16)" else np.float32
         feed = np.ascontiguousarray(windows[:, None, :], dtype=dtype)
         try:

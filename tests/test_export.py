@@ -91,7 +91,7 @@ def test_int8_decisions_within_fp32_noise_floor(shared_windows):
     """int8 keeps >= 99 % of fp32's argmax over all shared audio, more than fp32 keeps of its own
     under 4-LSB (-78 dBFS) noise.
 
-    Measured: int8 keeps 99.18 % pooled (96.3 % on trn09, whose one near-tie window swaps its
+    Measured: int8 keeps 99.12 % pooled (96.3 % on trn09, whose one near-tie window swaps its
     speaker slots); fp32 keeps 98.4 % of its own decisions with 4 LSB of noise, and with just
     1 LSB falls under 99 % on one recording (the same swap), which is why a per-recording 99 %
     bar measures that near-tie, not the quantization.
@@ -110,26 +110,12 @@ def test_int8_decisions_within_fp32_noise_floor(shared_windows):
     assert min(part.mean() for part in np.split(one_lsb, sizes)) < 0.99
 
 
-def test_guards_leave_fp32_outputs_unchanged(torch_model):
-    from powerseg.export.guards import guarded
-
-    windows = torch.from_numpy(Framing(OnnxModel("fp32").spec, 5.0).windows(
-        load_audio(sample_path(), 16000)))[:, None]
-    with torch.inference_mode():
-        assert torch.equal(guarded(torch_model)(windows), torch_model(windows))
-
-
-def test_int8_output_does_not_depend_on_batching(tmp_path):
-    """Dynamic int8 measures activation ranges over the batch; the guard units pin them."""
-    from onnxruntime.quantization import quantize_dynamic
-
+def test_int8_output_does_not_depend_on_batching():
+    """Dynamic int8 scales span the whole input: the runtime runs its windows one by one."""
     windows = Framing(OnnxModel("fp32").spec, 2.0).windows(load_audio(sample_path(), 16000))[:4]
     int8 = OnnxModel("int8", providers="cpu")
+    assert int8.spec.windows_per_run == 1
     alone = np.concatenate([int8(windows[i:i + 1]) for i in range(len(windows))])
     np.testing.assert_array_equal(int8(windows), alone)
-    lstms = [n.name for n in onnx.load(str(model_path("fp32"))).graph.node if n.op_type == "LSTM"]
-    quantize_dynamic(model_path("fp32"), tmp_path / "plain.onnx", op_types_to_quantize=["LSTM"],
-                     per_channel=True, nodes_to_quantize=lstms[1:])
-    plain = OnnxModel(tmp_path / "plain.onnx", providers="cpu")
-    alone = np.concatenate([plain(windows[i:i + 1]) for i in range(len(windows))])
-    assert np.abs(np.exp(plain(windows)) - np.exp(alone)).max() > 1e-3  # without guards
+    raw = int8.session.run(None, {int8.session.get_inputs()[0].name: windows[:, None]})[0]
+    assert np.abs(np.exp(raw) - np.exp(alone)).max() > 1e-3  # what batching did before

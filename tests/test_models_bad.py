@@ -120,12 +120,16 @@ def test_one_metadata_key_missing(key, proto, tmp_path):
     ("num_frames", "many", "malformed ONNX metadata"),
     ("powerset", "[[0, 0, 0], [1, 0", "malformed ONNX metadata"),
     ("max_speakers_per_frame", "3", "'powerset' does not match"),
+    ("windows_per_run", "-1", "malformed ONNX metadata"),
+    ("windows_per_run", "one", "malformed ONNX metadata"),
 ])
 def test_malformed_metadata(key, value, pattern, proto, tmp_path):
     def change(model):
-        for prop in model.metadata_props:
-            if prop.key == key:
-                prop.value = value
+        props = {prop.key: prop for prop in model.metadata_props}
+        if key in props:
+            props[key].value = value
+        else:  # an optional key the fp32 file does not carry
+            model.metadata_props.add(key=key, value=value)
 
     path = edited(proto, tmp_path, "badmeta.onnx", change)
     assert "re-export" in refused(path, pattern)

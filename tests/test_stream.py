@@ -90,7 +90,7 @@ def test_batch_composition_does_not_change_scores(segmenter):
 
 
 def test_int8_stream_equals_offline_batches():
-    """int8 too: its guard units keep each window independent of the others in its batch."""
+    """int8 too, although its activation scales span a whole run: it runs one window per run."""
     from powerseg import Segmenter
 
     int8 = Segmenter(model="int8", providers="cpu", batch_size=8)
