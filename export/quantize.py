@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import onnx
 from onnxruntime.quantization import quantize_dynamic
 
@@ -33,12 +32,11 @@ from .onnx_export import set_metadata
 METHOD = "dynamic int8 (DynamicQuantizeLSTM), per-channel s8 weights, LSTM nodes only; rest fp32"
 
 
-def quantize_int8(fp32_path: Path, output: Path,
-                  calibration: list[np.ndarray] | None = None) -> Path:
+def quantize_int8(fp32_path: Path, output: Path) -> Path:
     """Write the int8 variant of ``fp32_path`` to ``output``, metadata copied, variant "int8".
 
-    ``calibration`` is ignored: dynamic quantization computes activation scales at run time,
-    so the result depends on the fp32 model only (same input -> same bytes).
+    Dynamic quantization needs no calibration audio: the result depends on the fp32 model
+    only (same input -> same bytes).
     """
     fp32_path, output = Path(fp32_path), Path(output)
     if not fp32_path.is_file():

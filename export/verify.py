@@ -73,7 +73,13 @@ def verify(onnx_path: Path, torch_model: PyanNet, audio: list[Path]) -> Parity:
     """Raise VerificationError unless the ONNX file matches torch on ``audio``."""
     model = OnnxModel(onnx_path, providers="cpu")
     windows = audio_windows(model, audio)
-    parity = compare(torch_logprobs(torch_model, windows), onnx_logprobs(model, windows))
+    return require_parity(onnx_path, torch_logprobs(torch_model, windows),
+                          onnx_logprobs(model, windows))
+
+
+def require_parity(onnx_path: Path, torch_out: np.ndarray, onnx_out: np.ndarray) -> Parity:
+    """``compare`` torch's and the ONNX file's log-probabilities; raise if they disagree."""
+    parity = compare(torch_out, onnx_out)
     bad = max(1 - parity.within_tolerance, 1 - parity.argmax_agreement)
     if bad > MAX_BAD_FRAMES:
         raise VerificationError(

@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantize", choices=("int8", "fp16"), nargs="*", default=[],
                    help="also write these variants beside the fp32 file")
     p.add_argument("--audio", type=Path, nargs="*", default=None,
-                   help="audio to verify (and calibrate) on; default: the bundled recording")
+                   help="audio to verify on; default: the bundled recording")
     p.add_argument("--token", default=None, help="Hugging Face token for the hub id")
 
     p = sub.add_parser("plot", help="PNG: the model card's figure for <= 10 s, scores and "
