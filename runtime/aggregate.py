@@ -52,7 +52,7 @@ class OverlapAdd:
         count = max(0, upto - self.released)
         done = min(count, self.held)
         average = np.zeros((count, self.sum.shape[1]), np.float32)
-        average[:done] = self.peek()[:done]
+        average[:done] = self._average(done)
         keep = self.held - done
         self.sum[:keep] = self.sum[done:self.held]
         self.weight[:keep] = self.weight[done:self.held]
@@ -67,7 +67,11 @@ class OverlapAdd:
 
         Later chunks still change these: they are provisional, and final once popped.
         """
-        total, weight = self.sum[:self.held], self.weight[:self.held]
+        return self._average(self.held)
+
+    def _average(self, rows: int) -> np.ndarray:
+        """The first ``rows`` held frames: weighted sums / weights, 0 where nothing landed."""
+        total, weight = self.sum[:rows], self.weight[:rows]
         average = np.zeros(total.shape, np.float32)
         np.divide(total, np.maximum(weight, EPSILON), out=average)
         average[weight == 0.0] = 0.0

@@ -174,10 +174,8 @@ class Stream:
         chunks = self._chunks
         self._consume(samples)
         if self._chunks == chunks:  # no window ran, so no frame became final (cheap path)
-            spec = self.framing.spec
-            empty = np.zeros(0, np.float32)
-            return FrameScores(self._scores.released, empty, empty, np.zeros(0, np.uint8),
-                               spec.frame_start, spec.frame_step, spec.frame_duration)
+            empty = np.zeros((0, 2), np.float32)
+            return self._frames(self._scores.released, empty, empty[:, :1])
         return self._release(self.framing.first_frame(self._chunks))
 
     def provisional(self) -> FrameScores:
@@ -190,11 +188,7 @@ class Stream:
         """
         if self._closed:
             raise RuntimeError("stream already flushed")
-        scores, count = self._scores.peek(), self._count.peek()
-        spec = self.framing.spec
-        return FrameScores(self._scores.released, scores[:, 0], scores[:, 1],
-                           np.rint(count[:, 0]).astype(np.uint8),
-                           spec.frame_start, spec.frame_step, spec.frame_duration)
+        return self._frames(self._scores.released, self._scores.peek(), self._count.peek())
 
     def _consume(self, samples: np.ndarray) -> None:
         # a long block goes in pieces of about one round (a batch per worker), so windows
@@ -247,14 +241,18 @@ class Stream:
 
     def _release(self, upto: int, last: bool = False) -> FrameScores:
         first = self._scores.released
-        scores = self._scores.pop(upto)
-        count = np.rint(self._count.pop(upto)[:, 0]).astype(np.uint8)
+        scores, count = self._scores.pop(upto), self._count.pop(upto)
         events: list[Region] = []
         for channel, tracker in self._trackers:
             events += tracker.push(scores[:, channel])
             if last:
                 events += tracker.flush()
+        return self._frames(first, scores, count, sorted(events, key=lambda r: (r.start, r.label)))
+
+    def _frames(self, first: int, scores: np.ndarray, count: np.ndarray,
+                events: list[Region] = ()) -> FrameScores:
+        """Averaged (frames, 2) speech/overlap and (frames, 1) speaker count -> FrameScores."""
         spec = self.framing.spec
-        return FrameScores(first, scores[:, 0], scores[:, 1], count,
-                           spec.frame_start, spec.frame_step, spec.frame_duration,
-                           tuple(sorted(events, key=lambda r: (r.start, r.label))))
+        return FrameScores(first, scores[:, 0], scores[:, 1],
+                           np.rint(count[:, 0]).astype(np.uint8),
+                           spec.frame_start, spec.frame_step, spec.frame_duration, tuple(events))
