@@ -18,7 +18,7 @@ from .fp16 import convert_fp16
 from .onnx_export import export_onnx
 from .quantize import quantize_int8
 from .verify import (DITHER_LSB, audio_windows, compare, dithered, onnx_logprobs,
-                     require_parity, torch_logprobs)
+                     require_parity, speaker_order_agreement, torch_logprobs)
 
 
 def build(checkpoint: str | Path, output: str | Path, variants: list[str] = (),
@@ -46,8 +46,11 @@ def build(checkpoint: str | Path, output: str | Path, variants: list[str] = (),
             quantize_int8(output, path)
         else:
             convert_fp16(output, path)
-        agreement = compare(fp32_logprobs, onnx_logprobs(OnnxModel(path, providers="cpu"), windows))
-        files[path.name] = {"variant": variant, "parity_vs_fp32": agreement.as_dict()}
+        logprobs = onnx_logprobs(OnnxModel(path, providers="cpu"), windows)
+        agreement = compare(fp32_logprobs, logprobs).as_dict()
+        agreement["speaker_order_agreement"] = speaker_order_agreement(
+            fp32_logprobs, logprobs, fp32_model.spec.mapping)
+        files[path.name] = {"variant": variant, "parity_vs_fp32": agreement}
     for name, entry in files.items():
         entry["sha256"] = sha256(output.parent / name)
     manifest = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,6 +40,22 @@ def compare(reference: np.ndarray, candidate: np.ndarray) -> Parity:
     same = reference.argmax(-1) == candidate.argmax(-1)
     return Parity(int(diff.size), float((diff <= PROB_TOLERANCE).mean()), float(diff.max()),
                   float(same.mean()))
+
+
+def speaker_order_agreement(reference: np.ndarray, candidate: np.ndarray,
+                            mapping: np.ndarray) -> float:
+    """Fraction of frames whose active speakers agree, each window's speaker slots matched first.
+
+    Which local speaker takes which output slot is arbitrary per window (the diarization
+    pipeline re-matches them by embedding), and a near-tie can swap the slots of a whole
+    window; this counts the decisions that matter downstream.
+    """
+    ref = mapping[reference.argmax(-1)].astype(bool)  # (chunks, frames, speakers)
+    cand = mapping[candidate.argmax(-1)].astype(bool)
+    best = np.zeros(len(ref))
+    for order in itertools.permutations(range(mapping.shape[1])):
+        best = np.maximum(best, (cand[..., list(order)] == ref).all(-1).mean(-1))
+    return float(best.mean())
 
 
 def audio_windows(model: OnnxModel, audio: list[Path], step: float = 1.0) -> np.ndarray:

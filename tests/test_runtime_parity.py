@@ -55,7 +55,11 @@ def test_vad_detection_error_rate_equals_pyannote(shared, results):
     reference_rttm = read_rttm(shared / "audio/pyannote_sample/rttm/sample.rttm")["sample"]
     uem = read_uem(shared / "audio/pyannote_sample/uem/all.uem")["sample"]
     error = detection_error(reference_rttm, results["sample"].vad(), uem)
-    assert round(100 * error.error_rate, 2) == 1.18  # pyannote.audio 3.4.0 on the same file
+    # pyannote.audio 3.4.0 on the same file: 1.18 % (2 decimals). Region edges are promised to
+    # within one frame of pyannote's (float32 rounding differs between CPUs at a 0.5 crossing),
+    # and one frame at one edge moves this rate by frame_step / speech.
+    one_frame = 100 * results["sample"].frame_step / error.reference
+    assert abs(100 * error.error_rate - 1.18) <= 0.005 + one_frame
 
 
 def test_int8_vad_close_to_fp32(shared):
