@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,17 @@ def sha256(path: Path) -> str:
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checkpoint's dictionary, unpickled through the allow-list only."""
+    content = unpickle(path, _ALLOWED, "pyannote/segmentation-3.0's")
+    if not isinstance(content, dict) or "state_dict" not in content:
+        raise CheckpointError(f"{path}: no 'state_dict' in checkpoint; not a Lightning checkpoint")
+    return content
+
+
+def unpickle(path: str | Path, allowed: list, whose: str) -> Any:
+    """torch.load with weights_only and ``allowed`` as the only extra globals; typed refusals.
+
+    ``whose`` names the expected checkpoint in the message about a malformed pickle.
+    """
     path = Path(path)
     if not path.exists():
         raise CheckpointNotFoundError(f"{path}: no such checkpoint file")
@@ -76,20 +88,27 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path}: not a torch checkpoint (expected a zip archive of pickles)")
     try:
-        with torch.serialization.safe_globals(_ALLOWED):
-            content = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         # torch's weights-only unpickler refuses any global outside the allow-list.
-        raise CheckpointError(f"{path}: refused to unpickle: {_first_line(error)}") from None
+        raise CheckpointError(f"{path}: refused to unpickle: {_refusal(error)}") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, KeyError, ValueError) as error:
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint: {_first_line(error)}") from None
     except (TypeError, AttributeError, IndexError, OverflowError) as error:
         # an allowed class given arguments it does not take, and other malformed pickles
-        raise CheckpointError(f"{path}: malformed checkpoint, not pyannote/segmentation-3.0's: "
+        raise CheckpointError(f"{path}: malformed checkpoint, not {whose}: "
                               f"{_first_line(error)}") from None
-    if not isinstance(content, dict) or "state_dict" not in content:
-        raise CheckpointError(f"{path}: no 'state_dict' in checkpoint; not a Lightning checkpoint")
-    return content
+
+
+def _refusal(error: BaseException) -> str:
+    """The global torch refused, without its advice to load with weights_only=False."""
+    text = str(error)
+    found = re.search(r"GLOBAL (\S+)", text)
+    if found:
+        return f"its pickle names {found.group(1)}, outside the allow-list (nothing in it was run)"
+    found = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
+    return found.group(1).strip() if found else _first_line(error)
 
 
 def _first_line(error: BaseException) -> str:
