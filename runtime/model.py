@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
-from powerseg.errors import ModelError, ModelNotFoundError
-from powerseg.models import model_path
+from powerseg.errors import ModelError
+from powerseg.models import SEGMENTATION
 
-from .providers import CPU, resolve_providers
-
-log = logging.getLogger("powerseg")
+from .session import OnnxSession
 
 REQUIRED_METADATA = ("sample_rate", "window_samples", "num_frames", "frame_start_samples",
                      "frame_step_samples", "frame_duration_samples", "num_speakers",
@@ -84,65 +78,20 @@ class ModelSpec:
                    ints["frame_duration_samples"], mapping, dict(props), per_run)
 
 
-def resolve_model(model: str | os.PathLike) -> Path:
-    """A shipped variant name ("fp32", "int8", ...) or a path to an .onnx file."""
-    if not isinstance(model, (str, os.PathLike)):
-        raise ModelError(f"model must be a variant name (fp32, int8) or the path of an .onnx "
-                         f"file, got {model!r}")
-    if isinstance(model, str) and "/" not in model and not model.endswith(".onnx"):
-        return model_path(model)
-    path = Path(model)
-    if not path.exists():
-        raise ModelNotFoundError(f"{path}: no such model file")
-    if not path.is_file():
-        raise ModelError(f"{path}: not a file (give the path of an .onnx model file)")
-    if path.stat().st_size == 0:
-        raise ModelError(f"{path}: empty model file (0 bytes); re-download or re-export it")
-    return path
-
-
-class OnnxModel:
+class OnnxModel(OnnxSession):
     """Runs fixed-size windows through onnxruntime: (batch, window) -> (batch, frames, classes)."""
+
+    KIND = SEGMENTATION
 
     def __init__(self, model: str | os.PathLike = "fp32", threads: int | None = None,
                  providers: str | list = "auto"):
-        self.path = resolve_model(model)
-        options = ort.SessionOptions()
-        # EXTENDED, not ALL: the layout pass ALL adds gains nothing here (measured) and
-        # crashes onnxruntime 1.32 on the fp16 model.
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        chosen = resolve_providers(providers)
-        # On CPU, one single-threaded run per core beats one run spread over the cores: this
-        # model's small LSTM matrix products gain little from intra-op threads (measured 14%
-        # faster at 2 cores). GPUs get the batches one after another.
-        on_cpu = chosen[0] == CPU
-        self.workers = (threads or os.cpu_count() or 1) if on_cpu else 1
-        if on_cpu or threads:
-            options.intra_op_num_threads = 1 if on_cpu else threads
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=chosen)
-        except Exception as error:  # onnxruntime raises its own untyped exceptions
-            raise ModelError(f"{self.path}: onnxruntime cannot load this model "
-                             f"({_ort_reason(error)}); the file is corrupt, truncated or not an "
-                             "ONNX model: re-download it or re-export it with `powerseg export`"
-                             ) from None
-        self.spec = ModelSpec.from_metadata(self.session.get_modelmeta().custom_metadata_map,
-                                            str(self.path))
+        super().__init__(model, threads, providers)
+        self.spec = ModelSpec.from_metadata(self.metadata, str(self.path))
         self._check_io()
-        self.provider = self.session.get_providers()[0]
-        wanted = [p[0] if isinstance(p, tuple) else p for p in chosen]
-        if wanted[0] != self.provider:
-            log.warning("powerseg: %s could not start, running on %s", wanted[0], self.provider)
-        self._pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
 
     def run_batches(self, batches: list[np.ndarray]) -> list[np.ndarray]:
         """Several (batch, window_samples) arrays at once, one per worker; outputs in order."""
-        if self._pool is None or len(batches) < 2:
-            return [self(batch) for batch in batches]
-        return list(self._pool.map(self, batches))
+        return self.map(self, batches)
 
     def _check_io(self) -> None:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
@@ -168,11 +117,7 @@ class OnnxModel:
                                    for i in range(0, len(windows), per_run)])
         dtype = np.float16 if self._input_type == "tensor(float16)" else np.float32
         feed = np.ascontiguousarray(windows[:, None, :], dtype=dtype)
-        try:
-            out = self.session.run(None, {self._input: feed})[0].astype(np.float32, copy=False)
-        except Exception as error:  # onnxruntime's own untyped runtime errors
-            raise ModelError(f"{self.path}: onnxruntime failed to run the model "
-                             f"({_ort_reason(error)})") from None
+        out = self.run({self._input: feed})
         # Finite audio in, so NaN (or a log-probability of +inf) out means damaged weights;
         # -inf is a legitimate log(0), which fp16 log_softmax does produce.
         if np.isnan(out).any() or np.isposinf(out).any():
@@ -180,11 +125,3 @@ class OnnxModel:
                              "weights are corrupt: re-download it or re-export it with "
                              "`powerseg export`")
         return out
-
-
-def _ort_reason(error: BaseException) -> str:
-    """onnxruntime's message, without its "[ONNXRuntimeError] : 7 : ... failed:" preamble."""
-    lines = str(error).strip().splitlines()
-    text = lines[0] if lines else type(error).__name__
-    text = text.split(" failed:", 1)[-1] if "[ONNXRuntimeError]" in text else text
-    return text.strip()[:200] or type(error).__name__

@@ -1,0 +1,130 @@
+"""One onnxruntime session opened the powerseg way, for every kind of shipped model.
+
+Path resolution, provider choice, threading, load/run error wrapping and the metadata's
+``kind`` check live here once; the segmentation and speaker-embedding models add their own
+metadata and input/output checks on top.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import onnxruntime as ort
+
+from powerseg.errors import ModelError, ModelNotFoundError
+from powerseg.models import SEGMENTATION, SHIPPED, SPEAKER_EMBEDDING, USER, model_path
+
+from .providers import CPU, resolve_providers
+
+log = logging.getLogger("powerseg")
+T = TypeVar("T")
+R = TypeVar("R")
+
+KIND_NAMES = {SEGMENTATION: "segmentation", SPEAKER_EMBEDDING: "speaker-embedding"}
+
+
+def resolve_model(model: str | os.PathLike, kind: str = SEGMENTATION) -> Path:
+    """A shipped model name of ``kind`` ("fp32", "campplus", ...) or a path to an .onnx file."""
+    if not isinstance(model, (str, os.PathLike)):
+        raise ModelError(f"model must be a variant name ({', '.join(SHIPPED[kind])}) or the "
+                         f"path of an .onnx file, got {model!r}")
+    if isinstance(model, str) and "/" not in model and not model.endswith(".onnx"):
+        return model_path(model, kind)
+    path = Path(model)
+    if not path.exists():
+        raise ModelNotFoundError(f"{path}: no such model file")
+    if not path.is_file():
+        raise ModelError(f"{path}: not a file (give the path of an .onnx model file)")
+    if path.stat().st_size == 0:
+        raise ModelError(f"{path}: empty model file (0 bytes); re-download or re-export it")
+    return path
+
+
+def model_kind(metadata: dict[str, str]) -> str | None:
+    """The metadata's ``kind``; segmentation files made before the key existed carry ``powerset``."""
+    return metadata.get("kind") or (SEGMENTATION if "powerset" in metadata else None)
+
+
+class OnnxSession:
+    """An onnxruntime session of a model of ``KIND``, with its metadata and a worker pool.
+
+    On CPU, one single-threaded run per core beats one run spread over the cores: the
+    segmentation model's small LSTM matrix products gain little from intra-op threads
+    (measured 14% faster at 2 cores), and neither do CAM++'s (benchmarks/embedding.py).
+    ``workers`` runs go at once through ``map``; GPUs get them one after another.
+    """
+
+    KIND = SEGMENTATION
+    # EXTENDED, not ALL, for segmentation: the layout pass ALL adds gains nothing there
+    # (measured) and crashes onnxruntime 1.32 on the fp16 segmentation model.
+    OPTIMIZATION = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+
+    def __init__(self, model: str | os.PathLike, threads: int | None = None,
+                 providers: str | list = "auto"):
+        self.path = resolve_model(model, self.KIND)
+        options = ort.SessionOptions()
+        options.graph_optimization_level = self.OPTIMIZATION
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        chosen = resolve_providers(providers)
+        on_cpu = chosen[0] == CPU
+        self.workers = (threads or os.cpu_count() or 1) if on_cpu else 1
+        if on_cpu or threads:
+            options.intra_op_num_threads = 1 if on_cpu else threads
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=chosen)
+        except Exception as error:  # onnxruntime raises its own untyped exceptions
+            raise ModelError(f"{self.path}: onnxruntime cannot load this model "
+                             f"({ort_reason(error)}); the file is corrupt, truncated or not an "
+                             "ONNX model: re-download it or re-export it with `powerseg export`"
+                             ) from None
+        self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
+        self._check_kind()
+        self.provider = self.session.get_providers()[0]
+        wanted = [p[0] if isinstance(p, tuple) else p for p in chosen]
+        if wanted[0] != self.provider:
+            log.warning("powerseg: %s could not start, running on %s", wanted[0], self.provider)
+        self._pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
+
+    def _check_kind(self) -> None:
+        kind = model_kind(self.metadata)
+        if kind is None and self.KIND == SEGMENTATION:
+            return  # the segmentation spec names the keys it lacks
+        if kind != self.KIND:
+            what = f"a {KIND_NAMES.get(kind, repr(kind))} model" if kind else \
+                "not a powerseg export (its metadata has no 'kind')"
+            raise ModelError(f"{self.path}: {what}, not a {KIND_NAMES[self.KIND]} model; give "
+                             f"{USER[self.KIND]} a "
+                             f"{KIND_NAMES[self.KIND]} model (a shipped name or an export of "
+                             "`powerseg export`)")
+
+    def map(self, function: Callable[[T], R], items: Iterable[T]) -> list[R]:
+        """``function`` over ``items``, ``workers`` at a time; results in order."""
+        items = list(items)
+        if self._pool is None or len(items) < 2:
+            return [function(item) for item in items]
+        return list(self._pool.map(function, items))
+
+    def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+        """The first output of one run, as float32; onnxruntime's errors as ModelError."""
+        try:
+            out = self.session.run(None, feed)[0]
+        except Exception as error:  # onnxruntime's own untyped runtime errors
+            raise ModelError(f"{self.path}: onnxruntime failed to run the model "
+                             f"({ort_reason(error)})") from None
+        return out.astype(np.float32, copy=False)
+
+
+def ort_reason(error: BaseException) -> str:
+    """onnxruntime's message, without its "[ONNXRuntimeError] : 7 : ... failed:" preamble."""
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    text = text.split(" failed:", 1)[-1] if "[ONNXRuntimeError]" in text else text
+    return text.strip()[:200] or type(error).__name__
