@@ -12,8 +12,9 @@ if (_checkout / "pyproject.toml").is_file() and (_checkout / "runtime" / "__init
 
 from .errors import (AudioError, CheckpointError, ModelError, OptionError, OutputError,  # noqa: E402
                      PowersegError, ProviderError)
-from .runtime import Segmentation, Segmenter, SegmenterOptions  # noqa: E402
+from .runtime import (Embedder, EmbedderOptions, Embedding, Embeddings, Segmentation,  # noqa: E402
+                      Segmenter, SegmenterOptions)
 
-__all__ = ["AudioError", "CheckpointError", "ModelError", "OptionError", "OutputError",
-           "PowersegError", "ProviderError", "Segmentation", "Segmenter", "SegmenterOptions",
-           "__version__"]
+__all__ = ["AudioError", "CheckpointError", "Embedder", "EmbedderOptions", "Embedding", "Embeddings",
+           "ModelError", "OptionError", "OutputError", "PowersegError", "ProviderError",
+           "Segmentation", "Segmenter", "SegmenterOptions", "__version__"]
