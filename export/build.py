@@ -10,9 +10,11 @@ from pathlib import Path
 import onnxruntime
 
 from powerseg import __version__
+from powerseg.models import SEGMENTATION
 from powerseg.runtime.model import OnnxModel
 from powerseg.samples import sample_path
 
+from .campplus_onnx import build_embedding
 from .checkpoint import load_checkpoint, sha256
 from .fp16 import convert_fp16
 from .onnx_export import export_onnx
@@ -23,11 +25,12 @@ from .verify import (DITHER_LSB, audio_windows, compare, dithered, onnx_logprobs
 
 def build(checkpoint: str | Path, output: str | Path, variants: list[str] = (),
           audio: list[Path] | None = None, token: str | None = None,
-          command: str | None = None) -> dict:
+          command: str | None = None, embedding_checkpoint: str | Path | None = None) -> dict:
     """Export ``checkpoint`` to ``output`` (fp32) plus sibling ``variants``; write manifest.json.
 
     ``audio`` (default: the bundled recording) is what the export is verified on and
-    what the variants' agreement with fp32 is measured on.
+    what the variants' agreement with fp32 is measured on. ``embedding_checkpoint`` (CAM++)
+    adds campplus.onnx beside them, verified against torch on the same audio.
     """
     output = Path(output)
     audio = [Path(p) for p in audio] if audio else [sample_path()]
@@ -51,6 +54,9 @@ def build(checkpoint: str | Path, output: str | Path, variants: list[str] = (),
         agreement["speaker_order_agreement"] = speaker_order_agreement(
             fp32_logprobs, logprobs, fp32_model.spec.mapping)
         files[path.name] = {"variant": variant, "parity_vs_fp32": agreement}
+    files = {name: {"kind": SEGMENTATION, **entry} for name, entry in files.items()}
+    if embedding_checkpoint is not None:
+        files.update(build_embedding(embedding_checkpoint, output.parent, audio))
     for name, entry in files.items():
         entry["sha256"] = sha256(output.parent / name)
     manifest = {

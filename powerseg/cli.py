@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--audio", type=Path, nargs="*", default=None,
                    help="audio to verify on; default: the bundled recording")
     p.add_argument("--token", default=None, help="Hugging Face token for the hub id")
+    p.add_argument("--embedding-checkpoint", type=Path, default=None,
+                   help="also export this CAM++ state dict (campplus_cn_en_common.pt) as "
+                   "campplus.onnx beside --output, verified on the same audio")
 
     p = sub.add_parser("plot", help="PNG: the model card's figure for <= 10 s, scores and "
                        "regions for longer spans (needs powerseg[plot])")
@@ -288,9 +291,14 @@ def _export(args: argparse.Namespace) -> int:
         raise PowersegError(f"export needs torch and onnx: pip install 'powerseg[export]' "
                             f"({error})") from None
     command = "powerseg " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    manifest = build(args.checkpoint, args.output, args.quantize, args.audio, args.token, command)
+    manifest = build(args.checkpoint, args.output, args.quantize, args.audio, args.token, command,
+                     args.embedding_checkpoint)
     for name, entry in manifest["files"].items():
         parity = entry.get("parity_vs_torch") or entry.get("parity_vs_fp32")
+        if entry["kind"] != "segmentation":
+            print(f"{args.output.parent / name}: {entry['kind']}, max difference from torch "
+                  f"{parity['max_abs_diff']:.2e}, lowest cosine {parity['min_cosine']:.7f}")
+            continue
         print(f"{args.output.parent / name}: {entry['variant']}, argmax agreement "
               f"{parity['argmax_agreement']:.4%}, worst probability difference {parity['worst']:.2e}")
     return 0
