@@ -1,4 +1,4 @@
-"""Command line: ``powerseg vad|osd|stream|scores|segment|export|plot|eval|info|sample``.
+"""Command line: ``powerseg vad|osd|stream|scores|segment|embed|export|plot|eval|info|sample``.
 
 Exit codes: 0 success, 1 a bad input or failed run (one line on stderr), 2 usage error.
 A traceback is printed only with ``--debug``.
@@ -143,8 +143,20 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p)
     _binarize_options(p)
 
+    p = sub.add_parser("embed", help="one speaker embedding per file, whole file (npz)")
+    p.add_argument("audio", nargs="+", type=Path,
+                   help="audio files, folders (searched recursively) or .txt/.lst lists")
+    p.add_argument("--output", "-o", type=Path, required=True,
+                   help="npz: embeddings (files, 192) float32, uris, num_frames")
+    p.add_argument("--model", default="campplus", help="campplus (default) or an .onnx path")
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="onnxruntime runs at once (default: one per core)")
+    p.add_argument("--provider", default="auto", help="auto (default), cpu, cuda, or an "
+                   "onnxruntime provider name")
+
     p = sub.add_parser("info", help="model metadata, providers and versions")
     p.add_argument("--model", default="fp32")
+    p.add_argument("--embedding-model", default="campplus")
 
     sub.add_parser("sample", help="print the path of the bundled recording")
     return parser
@@ -304,10 +316,36 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embed(args: argparse.Namespace) -> int:
+    """One whole-file embedding per input into one npz; bad inputs reported and skipped."""
+    import numpy as np
+
+    from powerseg import batch
+    from powerseg.runtime import Embedder
+    from powerseg.runtime.writers import uri_of, write_npz
+
+    embedder = Embedder(args.model, threads=args.threads, providers=args.provider)
+    done, failed = [], 0
+    for path in batch.expand(args.audio):
+        try:
+            done.append((path, embedder.embed(path)))
+        except PowersegError as error:
+            _report(error, args)
+            failed += 1
+    if done:
+        write_npz(args.output, {
+            "embeddings": np.stack([e.vector for _, e in done]),
+            "uris": np.array([uri_of(path) for path, _ in done]),
+            "num_frames": np.array([e.num_frames for _, e in done], dtype=np.int32),
+        })
+    return EXIT_INPUT if failed else 0
+
+
 def _info(args: argparse.Namespace) -> int:
     import numpy
     import onnxruntime
 
+    from powerseg.runtime.embedder import EmbeddingModel
     from powerseg.runtime.model import OnnxModel
 
     model = OnnxModel(args.model, providers="auto")
@@ -316,6 +354,10 @@ def _info(args: argparse.Namespace) -> int:
     print(f"model: {model.path}")
     print(f"provider used: {model.provider}")
     for key, value in sorted(model.spec.metadata.items()):
+        print(f"  {key}: {value}")
+    embedder = EmbeddingModel(args.embedding_model, providers="auto")
+    print(f"embedding model: {embedder.path}")
+    for key, value in sorted(embedder.spec.metadata.items()):
         print(f"  {key}: {value}")
     return 0
 
@@ -329,7 +371,8 @@ def _sample(args: argparse.Namespace) -> int:
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "vad": _regions, "osd": _regions, "stream": _stream, "scores": _scores, "segment": _scores,
-    "plot": _plot, "eval": _eval, "export": _export, "info": _info, "sample": _sample,
+    "plot": _plot, "eval": _eval, "export": _export, "embed": _embed, "info": _info,
+    "sample": _sample,
 }
 
 
