@@ -1,4 +1,4 @@
-"""powerseg: pyannote/segmentation-3.0 without PyTorch (numpy + onnxruntime)."""
+"""powerseg: pyannote/segmentation-3.0 and speaker diarization without PyTorch (numpy + onnxruntime)."""
 
 from pathlib import Path as _Path
 
@@ -12,9 +12,11 @@ if (_checkout / "pyproject.toml").is_file() and (_checkout / "runtime" / "__init
 
 from .errors import (AudioError, CheckpointError, ModelError, OptionError, OutputError,  # noqa: E402
                      PowersegError, ProviderError)
-from .runtime import (Embedder, EmbedderOptions, Embedding, Embeddings, Segmentation,  # noqa: E402
-                      Segmenter, SegmenterOptions)
+from .runtime import (Diarization, Diarizer, DiarizerOptions, Embedder,  # noqa: E402
+                      EmbedderOptions, Embedding, Embeddings, Segmentation, Segmenter,
+                      SegmenterOptions, Turn)
 
-__all__ = ["AudioError", "CheckpointError", "Embedder", "EmbedderOptions", "Embedding", "Embeddings",
+__all__ = ["AudioError", "CheckpointError", "Diarization", "Diarizer", "DiarizerOptions",
+           "Embedder", "EmbedderOptions", "Embedding", "Embeddings",
            "ModelError", "OptionError", "OutputError", "PowersegError", "ProviderError",
-           "Segmentation", "Segmenter", "SegmenterOptions", "__version__"]
+           "Segmentation", "Segmenter", "SegmenterOptions", "Turn", "__version__"]

@@ -1,10 +1,12 @@
 """Inference with numpy + onnxruntime only: audio, framing, decoding, aggregation, regions,
-speaker embeddings, writers."""
+speaker embeddings, clustering, diarization, writers."""
 
 from .binarize import BinarizeOptions, Region
+from .diarizer import Diarization, Diarizer, DiarizerOptions, Turn
 from .embedder import Embedder, EmbedderOptions, Embedding, Embeddings
 from .segmenter import Segmentation, Segmenter, SegmenterOptions
 from .stream import FrameScores, Stream
 
-__all__ = ["BinarizeOptions", "Embedder", "EmbedderOptions", "Embedding", "Embeddings",
-           "FrameScores", "Region", "Segmentation", "Segmenter", "SegmenterOptions", "Stream"]
+__all__ = ["BinarizeOptions", "Diarization", "Diarizer", "DiarizerOptions", "Embedder",
+           "EmbedderOptions", "Embedding", "Embeddings", "FrameScores", "Region", "Segmentation", "Segmenter", "SegmenterOptions", "Stream",
+           "Turn"]

@@ -14,7 +14,7 @@ from .audio import blocks, prepare
 from .binarize import BinarizeOptions, Region, binarize
 from .framing import Framing
 from .model import OnnxModel
-from .stream import FrameScores, Stream
+from .stream import FrameScores, Stream, WindowHook
 
 
 @dataclass(frozen=True)
@@ -114,20 +114,22 @@ class Segmenter:
         return self.model.provider
 
     def stream(self, keep_activations: bool = False, sample_rate: int | None = None,
-               vad: BinarizeOptions | None = None, osd: BinarizeOptions | None = None) -> Stream:
+               vad: BinarizeOptions | None = None, osd: BinarizeOptions | None = None,
+               on_windows: WindowHook | None = None) -> Stream:
         """A live stream: ``push(samples)`` as audio arrives, ``flush()`` at its end.
 
         Each returns the ``FrameScores`` that became final; all of them together are the
         offline scores. ``vad``/``osd`` options add final SPEECH/OVERLAP regions as
-        ``.events``; ``sample_rate`` other than the model's is resampled on the fly.
+        ``.events``; ``sample_rate`` other than the model's is resampled on the fly;
+        ``on_windows`` sees each round of windows with their activations.
         """
         return Stream(self, keep_activations=keep_activations, sample_rate=sample_rate,
-                      vad=vad, osd=osd)
+                      vad=vad, osd=osd, on_windows=on_windows)
 
     def __call__(self, audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
-                 activations: bool = True) -> Segmentation:
+                 activations: bool = True, on_windows: WindowHook | None = None) -> Segmentation:
         """Segment a file (read in blocks) or an array (``sample_rate`` required)."""
-        stream = self.stream(keep_activations=activations)
+        stream = self.stream(keep_activations=activations, on_windows=on_windows)
         if isinstance(audio, (str, os.PathLike)):
             if sample_rate is not None:
                 raise OptionError("sample_rate is only for arrays: files carry their own")

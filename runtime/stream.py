@@ -7,6 +7,7 @@ code, so their scores agree (up to onnxruntime's batch-size rounding).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,11 @@ from .powerset import overlap_score, speaker_count, speech_score, to_multilabel
 
 if TYPE_CHECKING:
     from .segmenter import Segmenter
+
+# Called with each round of windows, in order, and their per-speaker activations:
+# (windows, window_samples) float32 and (windows, frames, speakers); what needs the audio of
+# each chunk (speaker embeddings) works there, so no recording is ever held whole.
+WindowHook = Callable[[np.ndarray, np.ndarray], None]
 
 
 @dataclass(frozen=True)
@@ -96,7 +102,7 @@ class Stream:
 
     def __init__(self, segmenter: Segmenter, keep_activations: bool = False,
                  sample_rate: int | None = None, vad: BinarizeOptions | None = None,
-                 osd: BinarizeOptions | None = None):
+                 osd: BinarizeOptions | None = None, on_windows: WindowHook | None = None):
         self._model = segmenter.model
         self._options = segmenter.options
         self.framing: Framing = segmenter.framing
@@ -109,6 +115,7 @@ class Stream:
         self._scores = OverlapAdd(self.framing, 2, hamming=True)
         self._count = OverlapAdd(self.framing, 1, hamming=False)
         self.activations: list[np.ndarray] | None = [] if keep_activations else None
+        self._on_windows = on_windows
         self._rate: int | None = None  # input rate, fixed by the first rate given
         self._resampler: soxr.ResampleStream | None = None
         self._input = 0  # input samples (before resampling) seen, for error times
@@ -228,8 +235,10 @@ class Stream:
             return
         size = min(self._options.batch_size, -(-len(windows) // self._model.workers))
         batches = [np.stack(windows[i:i + size]) for i in range(0, len(windows), size)]
+        actives = []
         for logprobs in self._model.run_batches(batches):
             active = to_multilabel(logprobs, self.framing.spec.mapping, soft=self._options.soft)
+            actives.append(active)
             scores = np.stack([speech_score(active), overlap_score(active)], axis=-1)
             count = speaker_count(active)[..., None]
             for j in range(len(logprobs)):
@@ -238,6 +247,8 @@ class Stream:
                 self._chunks += 1
             if self.activations is not None:
                 self.activations.extend(active)
+        if self._on_windows is not None:
+            self._on_windows(np.concatenate(batches), np.concatenate(actives))
 
     def _release(self, upto: int, last: bool = False) -> FrameScores:
         first = self._scores.released

@@ -1,0 +1,260 @@
+"""``Diarizer``: who spoke when, as pyannote.audio's ``SpeakerDiarization`` pipeline computes it.
+
+Stages (pyannote.audio 4.0.7, agglomerative clustering): segmentation of 10 s chunks with
+hard powerset decoding; per-frame speaker count; one speaker embedding per (chunk, local
+speaker), without its overlapped frames when enough clean ones remain; clustering
+(runtime/clustering.py); reconstruction of one timeline (runtime/reconstruct.py). The
+embeddings are computed round by round as the segmentation windows run, so a recording is
+read in blocks and never held whole.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+
+from powerseg.errors import OptionError
+
+from .clustering import Clusters, cluster
+from .embedder import Embedder
+from .reconstruct import column_turns, reconstruct, speaker_count, speaker_labels
+from .segmenter import Segmentation, Segmenter
+
+# Centroid-linkage distance between unit vectors (cosine similarity 0.63): the lowest total DER
+# over the shared test sets for CAM++ in pyannote's own threshold search (0.84 ties; pyannote 3.1
+# used 0.7046 with WeSpeaker).
+CAMPPLUS_THRESHOLD = 0.86
+
+
+class Turn(NamedTuple):
+    """One speaker's turn, seconds; ``label`` and ``duration`` as a Region has them."""
+
+    start: float
+    end: float
+    speaker: str
+
+    @property
+    def label(self) -> str:
+        return self.speaker
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+def _positive_int(name: str, value) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
+                              or value < 1):
+        raise OptionError(f"{name} must be a positive integer or None, got {value!r}")
+
+
+def speaker_bounds(num_speakers: int | None = None, min_speakers: int | None = None,
+                   max_speakers: int | None = None) -> tuple[int, int | None]:
+    """(fewest, most) speakers asked for (most None: no bound), as pyannote's
+    ``set_num_speakers``; an OptionError for anything but positive integers in order."""
+    for name, value in (("num_speakers", num_speakers), ("min_speakers", min_speakers),
+                        ("max_speakers", max_speakers)):
+        _positive_int(name, value)
+    low, high = num_speakers or min_speakers or 1, num_speakers or max_speakers
+    if high is not None and low > high:
+        raise OptionError(f"min_speakers ({low}) must not exceed max_speakers ({high})")
+    return low, high
+
+
+@dataclass(frozen=True)
+class DiarizerOptions:
+    """Everything that decides a diarization; returned with it."""
+
+    segmentation: str = "fp32"  # segmentation model: "fp32", "int8" or an .onnx path
+    embedding: str = "campplus"  # speaker-embedding model: "campplus" or an .onnx path
+    step: float = 1.0  # seconds between 10 s chunks (pyannote: 10 % of the chunk)
+    threshold: float | None = None  # clustering distance threshold; None = CAMPPLUS_THRESHOLD
+    min_cluster_size: int = 12  # smaller clusters are merged into the closest large one
+    exclude_overlap: bool = True  # embed a speaker's frames without overlapped speech
+    min_duration_off: float = 0.0  # fill one speaker's gaps shorter than this (seconds)
+    batch_size: int = 2  # segmentation windows per model call
+    threads: int | None = None  # parallel single-threaded model runs; None = one per core
+    providers: str | tuple = "auto"  # "auto", "cpu", "cuda" or onnxruntime provider list
+
+    def __post_init__(self) -> None:
+        for name in ("segmentation", "embedding"):
+            if isinstance(getattr(self, name), os.PathLike):
+                object.__setattr__(self, name, os.fspath(getattr(self, name)))
+        if isinstance(self.providers, list):
+            object.__setattr__(self, "providers", tuple(self.providers))
+        if self.threshold is not None and (
+                isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float))
+                or not math.isfinite(self.threshold) or self.threshold <= 0):
+            raise OptionError(f"threshold must be a positive number, got {self.threshold!r}")
+        _positive_int("min_cluster_size", self.min_cluster_size)
+        if self.min_cluster_size is None:
+            raise OptionError("min_cluster_size must be a positive integer, got None")
+        if isinstance(self.min_duration_off, bool) or \
+                not isinstance(self.min_duration_off, (int, float)) or \
+                not math.isfinite(self.min_duration_off) or self.min_duration_off < 0:
+            raise OptionError("min_duration_off must be a non-negative number of seconds, got "
+                              f"{self.min_duration_off!r}")
+
+    @property
+    def clustering_threshold(self) -> float:
+        return CAMPPLUS_THRESHOLD if self.threshold is None else float(self.threshold)
+
+
+@dataclass(frozen=True)
+class Diarization:
+    """Speaker turns on the segmentation's frame grid, with the stages that made them."""
+
+    speakers: tuple[str, ...]  # labels, SPEAKER_00, SPEAKER_01, ... (pyannote's order)
+    centroids: np.ndarray  # (speakers, dimension) float64: mean embedding of each speaker
+    count: np.ndarray  # (frames,) uint8: speakers active per frame (capped at max_speakers)
+    discrete: np.ndarray  # (frames, columns) uint8: which column is on at each frame
+    exclusive_discrete: np.ndarray  # the same with at most one speaker per frame
+    columns: tuple[int, ...]  # columns[i] of discrete is speakers[i]
+    embeddings: np.ndarray  # (chunks, local speakers, dimension) float32, NaN where skipped
+    clusters: Clusters | None  # None when no one speaks
+    segmentation: Segmentation  # hard per-chunk activations included
+    options: DiarizerOptions
+    num_speakers: int | None  # what was asked for: num_speakers, min_speakers, max_speakers
+    min_speakers: int | None
+    max_speakers: int | None
+    _turns: tuple[Turn, ...] = field(repr=False, default=())
+    _exclusive: tuple[Turn, ...] = field(repr=False, default=())
+
+    @property
+    def duration(self) -> float:
+        return self.segmentation.duration
+
+    @property
+    def provider(self) -> str:
+        return self.segmentation.provider
+
+    @property
+    def frame_start(self) -> float:
+        return self.segmentation.frame_start
+
+    @property
+    def frame_step(self) -> float:
+        return self.segmentation.frame_step
+
+    @property
+    def frame_duration(self) -> float:
+        return self.segmentation.frame_duration
+
+    def turns(self) -> list[Turn]:
+        """Speaker turns sorted by start (overlapped speech has two turns at once)."""
+        return list(self._turns)
+
+    def exclusive(self) -> list[Turn]:
+        """At most one speaker at a time (pyannote 4's ``exclusive_speaker_diarization``)."""
+        return list(self._exclusive)
+
+
+class _ChunkEmbeddings:
+    """The stream's window hook: embeds each chunk's local speakers as the windows run.
+
+    With ``min_clean_frames``, a speaker's overlap-free mask is used when it keeps more
+    frames than that (pyannote's ``embedding_exclude_overlap``), else the full mask.
+    """
+
+    def __init__(self, embedder: Embedder, min_clean_frames: int | None):
+        self.embedder, self.min_clean_frames = embedder, min_clean_frames
+        self.vectors: list[np.ndarray] = []
+
+    def __call__(self, windows: np.ndarray, active: np.ndarray) -> None:
+        masks = active.transpose(0, 2, 1)  # (windows, speakers, frames)
+        if self.min_clean_frames is not None:
+            clean = masks * (np.sum(active, axis=2) < 2)[:, None, :]
+            enough = clean.sum(axis=2) > self.min_clean_frames
+            masks = np.where(enough[..., None], clean, masks)
+        self.vectors.append(self.embedder.embed_chunks(windows, masks).vectors)
+
+    def result(self, speakers: int) -> np.ndarray:
+        if not self.vectors:
+            return np.zeros((0, speakers, self.embedder.dimension), np.float32)
+        return np.concatenate(self.vectors)
+
+
+class Diarizer:
+    """pyannote's speaker diarization (segmentation-3.0 + CAM++) with onnxruntime, no torch.
+
+    Holds no per-call state: one instance can serve many threads at once.
+    """
+
+    def __init__(self, segmentation: str | os.PathLike = "fp32",
+                 embedding: str | os.PathLike = "campplus", step: float = 1.0,
+                 threshold: float | None = None, min_cluster_size: int = 12,
+                 exclude_overlap: bool = True, min_duration_off: float = 0.0,
+                 batch_size: int = 2, threads: int | None = None,
+                 providers: str | list | tuple = "auto", options: DiarizerOptions | None = None):
+        self.options = options or DiarizerOptions(
+            segmentation=segmentation, embedding=embedding, step=step, threshold=threshold,
+            min_cluster_size=min_cluster_size, exclude_overlap=exclude_overlap,
+            min_duration_off=min_duration_off, batch_size=batch_size, threads=threads,
+            providers=providers)
+        o = self.options
+        self.segmenter = Segmenter(model=o.segmentation, step=o.step, batch_size=o.batch_size,
+                                   threads=o.threads, providers=o.providers, soft=False)
+        self.embedder = Embedder(model=o.embedding, threads=o.threads, providers=o.providers)
+
+    def _min_clean_frames(self) -> int | None:
+        """Segmentation frames of the shortest input the embedding model can take."""
+        if not self.options.exclude_overlap:
+            return None
+        spec, fbank = self.segmenter.spec, self.embedder.spec.fbank
+        min_samples = fbank.frame_length_samples + \
+            (self.embedder.spec.min_frames - 1) * fbank.frame_shift_samples
+        return math.ceil(spec.num_frames * min_samples / spec.window_samples)
+
+    def __call__(self, audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
+                 num_speakers: int | None = None, min_speakers: int | None = None,
+                 max_speakers: int | None = None) -> Diarization:
+        """Diarize a file (read in blocks) or an array (``sample_rate`` required).
+
+        ``num_speakers`` fixes the number of speakers; ``min_speakers``/``max_speakers``
+        bound it (pyannote walks the dendrogram to reach the bounds when it can).
+        """
+        low, high = speaker_bounds(num_speakers, min_speakers, max_speakers)
+        embed = _ChunkEmbeddings(self.embedder, self._min_clean_frames())
+        segmentation = self.segmenter(audio, sample_rate=sample_rate, on_windows=embed)
+        binarized = segmentation.activations
+        embeddings = embed.result(binarized.shape[2])
+        framing = self.segmenter.framing
+        count = speaker_count(binarized, framing)
+        asked = dict(num_speakers=num_speakers, min_speakers=min_speakers,
+                     max_speakers=max_speakers)
+        if count.max(initial=0) == 0:  # no one speaks: nothing to cluster
+            empty = np.zeros((len(count), 0), np.uint8)
+            return Diarization((), np.zeros((0, self.embedder.dimension)), count, empty, empty,
+                               (), embeddings, None, segmentation, self.options, **asked)
+        if low == high:
+            num_speakers = low
+        clusters = cluster(embeddings, binarized, self.options.clustering_threshold,
+                           self.options.min_cluster_size, num_speakers, min_speakers or low,
+                           high)
+        found = int(clusters.hard.max()) + 1
+        if found < low or (high is not None and found > high):
+            warnings.warn(f"found {found} speakers, outside the bounds [{low}, {high}] asked "
+                          "for: too few embeddings to make more clusters of "
+                          f"min_cluster_size {self.options.min_cluster_size}", stacklevel=2)
+        if high is not None:
+            count = np.minimum(count, high).astype(np.uint8)
+        discrete = reconstruct(binarized, clusters.hard, count, framing)
+        exclusive = reconstruct(binarized, clusters.hard, np.minimum(count, 1), framing)
+        off = self.options.min_duration_off
+        turns = column_turns(discrete, framing, off)
+        labels = speaker_labels(turns)
+        columns = tuple(labels)
+        # a column past the clusters (count above them) is a speaker with a zero centroid
+        centroids = np.pad(clusters.centroids,
+                           ((0, max(0, discrete.shape[1] - len(clusters.centroids))), (0, 0)))
+        return Diarization(
+            tuple(labels.values()), centroids[list(columns)], count, discrete, exclusive,
+            columns, embeddings, clusters, segmentation, self.options, **asked,
+            _turns=tuple(Turn(s, e, labels[c]) for s, e, c in turns),
+            _exclusive=tuple(Turn(s, e, labels[c]) for s, e, c in
+                             column_turns(exclusive, framing, off)))
