@@ -1,4 +1,4 @@
-"""Command line: ``powerseg vad|osd|stream|scores|segment|embed|export|plot|eval|info|sample``.
+"""Command line: ``powerseg vad|osd|diarize|stream|scores|segment|embed|export|plot|eval|info|sample``.
 
 Exit codes: 0 success, 1 a bad input or failed run (one line on stderr), 2 usage error.
 A traceback is printed only with ``--debug``.
@@ -40,7 +40,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _model_options(parser: argparse.ArgumentParser) -> None:
+def _model_options(parser: argparse.ArgumentParser, soft: bool = True) -> None:
     group = parser.add_argument_group("model")
     group.add_argument("--model", default="fp32",
                        help="fp32 (default), int8, fp16 (for GPUs), or an .onnx path")
@@ -53,8 +53,9 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
                        help="onnxruntime threads (default: one per core)")
     group.add_argument("--provider", default="auto", help="auto (default), cpu, cuda, or an "
                        "onnxruntime provider name")
-    group.add_argument("--soft", action="store_true",
-                       help="soft powerset decoding (probabilities) instead of argmax")
+    if soft:
+        group.add_argument("--soft", action="store_true",
+                           help="soft powerset decoding (probabilities) instead of argmax")
 
 
 def _binarize_options(parser: argparse.ArgumentParser) -> None:
@@ -67,6 +68,33 @@ def _binarize_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--pad-offset", type=_non_negative_float, default=0.0)
 
 
+def _diarization_options(p: argparse.ArgumentParser) -> None:
+    group = p.add_argument_group("speakers")
+    group.add_argument("--num-speakers", type=_positive_int, default=None,
+                       help="the number of speakers, when known")
+    group.add_argument("--min-speakers", type=_positive_int, default=None)
+    group.add_argument("--max-speakers", type=_positive_int, default=None)
+    group.add_argument("--threshold", type=_positive_float, default=None,
+                       help="clustering distance threshold (default 0.86, tuned for CAM++)")
+    group.add_argument("--min-cluster-size", type=_positive_int, default=12)
+    group.add_argument("--embedding", default="campplus",
+                       help="speaker-embedding model: campplus (default) or an .onnx path")
+
+
+def _batch_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("audio", nargs="+", type=Path,
+                   help="audio files, folders (searched recursively) or .txt/.lst lists")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--output", "-o", type=Path, help="one output file (default: stdout)")
+    out.add_argument("--output-dir", type=Path,
+                     help="one output file per input, named after it; existing ones are "
+                     "skipped (resumable) unless --overwrite")
+    p.add_argument("--format", choices=("rttm", "json"), default=None,
+                   help="default: from the output suffix, else rttm")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="files processed at once")
+    p.add_argument("--overwrite", action="store_true")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="powerseg", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"powerseg {__version__}")
@@ -75,19 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, what in (("vad", "speech"), ("osd", "overlapped speech")):
         p = sub.add_parser(name, help=f"{what} regions as RTTM or JSON")
-        p.add_argument("audio", nargs="+", type=Path,
-                       help="audio files, folders (searched recursively) or .txt/.lst lists")
-        out = p.add_mutually_exclusive_group()
-        out.add_argument("--output", "-o", type=Path, help="one output file (default: stdout)")
-        out.add_argument("--output-dir", type=Path,
-                         help="one output file per input, named after it; existing ones are "
-                         "skipped (resumable) unless --overwrite")
-        p.add_argument("--format", choices=("rttm", "json"), default=None,
-                       help="default: from the output suffix, else rttm")
-        p.add_argument("--jobs", type=_positive_int, default=1, help="files processed at once")
-        p.add_argument("--overwrite", action="store_true")
+        _batch_arguments(p)
         _model_options(p)
         _binarize_options(p)
+
+    p = sub.add_parser("diarize", help="who spoke when: speaker turns as RTTM or JSON "
+                       "(pyannote's SpeakerDiarization)")
+    _batch_arguments(p)
+    _diarization_options(p)
+    p.add_argument("--exclusive", action="store_true",
+                   help="at most one speaker at a time (pyannote's exclusive diarization)")
+    p.add_argument("--min-duration-off", type=_non_negative_float, default=0.0,
+                   help="fill a speaker's gaps shorter than this (seconds)")
+    _model_options(p, soft=False)
 
     p = sub.add_parser("stream", help="speech/overlap events from live audio, printed as they "
                        "become final (about 10 s after they were heard)")
@@ -128,10 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", type=Path, required=True)
     p.add_argument("--start", type=_non_negative_float, default=0.0)
     p.add_argument("--end", type=_positive_float, default=None,
-                   help="default: start + 10 s (one window)")
+                   help="default: start + 10 s (one window); the whole file with --diarization")
+    p.add_argument("--diarization", action="store_true",
+                   help="speaker turns under the waveform, one row per speaker")
+    _diarization_options(p)
+    p.add_argument("--min-duration-off", type=_non_negative_float, default=0.0)
     _model_options(p)
 
-    p = sub.add_parser("eval", help="detection error rate of VAD and OSD against reference RTTM")
+    p = sub.add_parser("eval", help="detection error rate of VAD and OSD, or diarization error "
+                       "rate (--diarization), against reference RTTM")
     p.add_argument("audio", nargs="+", type=Path, help="audio files, folders or lists")
     p.add_argument("--reference", nargs="+", type=Path, required=True,
                    help="RTTM files; recordings are matched by file stem (URI)")
@@ -140,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metric", choices=("powerseg", "pyannote"), default="powerseg",
                    help="pyannote: compute with pyannote.metrics (needs powerseg[eval])")
     p.add_argument("--output", "-o", type=Path, default=None, help="JSON report")
+    p.add_argument("--diarization", action="store_true",
+                   help="score speaker diarization (who spoke when) instead of VAD/OSD")
+    p.add_argument("--exclusive", action="store_true", help="with --diarization: score the "
+                   "exclusive output (one speaker at a time)")
+    _diarization_options(p)
     _model_options(p)
     _binarize_options(p)
 
@@ -177,13 +215,9 @@ def _binarize(args: argparse.Namespace):
 
 
 def _regions(args: argparse.Namespace) -> int:
-    from powerseg import batch
-    from powerseg.runtime.writers import dumps_json, regions_json, rttm_lines, uri_of, write_text
+    from powerseg.runtime.writers import regions_json, rttm_lines, uri_of
 
     options = _binarize(args)
-    suffix = (args.output or args.output_dir or Path()).suffix
-    fmt = args.format or ("json" if suffix == ".json" else "rttm")
-    files = batch.expand(args.audio)
     segmenter = _segmenter(args)
 
     def regions(path: Path):
@@ -191,9 +225,46 @@ def _regions(args: argparse.Namespace) -> int:
         found = result.vad(options) if args.command == "vad" else result.osd(options)
         return rttm_lines(uri_of(path), found), regions_json(uri_of(path), found, result)
 
+    return _write_results(args, regions)
+
+
+def _diarizer(args: argparse.Namespace):
+    from powerseg.runtime import Diarizer
+
+    return Diarizer(segmentation=args.model, embedding=args.embedding, step=args.step,
+                    threshold=args.threshold, min_cluster_size=args.min_cluster_size,
+                    min_duration_off=args.min_duration_off, batch_size=args.batch_size,
+                    threads=args.threads, providers=args.provider)
+
+
+def _diarize(args: argparse.Namespace) -> int:
+    from powerseg.runtime.diarizer import speaker_bounds
+    from powerseg.runtime.writers import diarization_json, rttm_lines, uri_of
+
+    speaker_bounds(**_speakers(args))  # a usage error before any file is read
+    diarizer = _diarizer(args)
+
+    def turns(path: Path):
+        result = diarizer(path, **_speakers(args))
+        found = result.exclusive() if args.exclusive else result.turns()
+        return rttm_lines(uri_of(path), found), diarization_json(uri_of(path), found, result)
+
+    return _write_results(args, turns)
+
+
+def _write_results(args: argparse.Namespace, produce: Callable[[Path], tuple[list[str], dict]]
+                   ) -> int:
+    """``produce(path)`` -> (RTTM lines, JSON document) for each input, to one output, stdout
+    or one file per input (``--output-dir``, resumable); a bad input is reported and skipped."""
+    from powerseg import batch
+    from powerseg.runtime.writers import dumps_json, write_text
+
+    suffix = (args.output or args.output_dir or Path()).suffix
+    fmt = args.format or ("json" if suffix == ".json" else "rttm")
+    files = batch.expand(args.audio)
     if args.output_dir:
         def work(path: Path, target: Path) -> None:
-            rttm, document = regions(path)
+            rttm, document = produce(path)
             write_text(target, "".join(rttm) if fmt == "rttm" else dumps_json(document))
 
         summary = batch.run(files, args.output_dir, f".{fmt}", work, args.jobs, args.overwrite,
@@ -204,7 +275,7 @@ def _regions(args: argparse.Namespace) -> int:
     rttm, documents, failed = [], [], 0
     for path in files:
         try:
-            lines, document = regions(path)
+            lines, document = produce(path)
         except PowersegError as error:
             _report(error, args)
             failed += 1
@@ -221,24 +292,42 @@ def _regions(args: argparse.Namespace) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from powerseg.plot import plot
 
-    plot(args.audio, args.output, args.start, args.end, _segmenter(args))
+    if args.diarization:
+        plot(args.audio, args.output, args.start, args.end, diarizer=_diarizer(args))
+    else:
+        plot(args.audio, args.output, args.start, args.end, _segmenter(args))
     print(args.output)
     return 0
 
 
 def _eval(args: argparse.Namespace) -> int:
     from powerseg import batch
-    from powerseg.evaluate import evaluate, overall, table
+    from powerseg.evaluate import evaluate, evaluate_diarization, overall, table
     from powerseg.runtime.writers import dumps_json, write_text
 
-    scores = evaluate(_segmenter(args), batch.expand(args.audio), args.reference, args.uem,
-                      tuple(args.task), _binarize(args), args.metric)
+    audio = batch.expand(args.audio)
+    if args.diarization:
+        if args.soft:
+            raise OptionError("--soft does not apply to --diarization (pyannote's pipeline "
+                              "decodes the segmentation hard)")
+        scores = evaluate_diarization(_diarizer(args), audio, args.reference, args.uem,
+                                      args.metric, args.exclusive, **_speakers(args))
+        tasks = ["diarization"]
+    else:
+        scores = evaluate(_segmenter(args), audio, args.reference, args.uem, tuple(args.task),
+                          _binarize(args), args.metric)
+        tasks = args.task
     sys.stdout.write(table(scores))
     if args.output:
-        totals = [overall(scores, task).as_dict() for task in args.task]
+        totals = [overall(scores, task).as_dict() for task in tasks]
         write_text(args.output, dumps_json({"metric": args.metric, "files": [
             s.as_dict() for s in scores], "overall": totals}))
     return 0
+
+
+def _speakers(args: argparse.Namespace) -> dict:
+    return dict(num_speakers=args.num_speakers, min_speakers=args.min_speakers,
+                max_speakers=args.max_speakers)
 
 
 def _stream(args: argparse.Namespace) -> int:
@@ -370,7 +459,7 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "vad": _regions, "osd": _regions, "stream": _stream, "scores": _scores, "segment": _scores,
+    "vad": _regions, "osd": _regions, "diarize": _diarize, "stream": _stream, "scores": _scores, "segment": _scores,
     "plot": _plot, "eval": _eval, "export": _export, "embed": _embed, "info": _info,
     "sample": _sample,
 }

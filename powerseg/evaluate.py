@@ -1,4 +1,5 @@
-"""Detection error rate of VAD and OSD against reference RTTM (and UEM), per file and overall."""
+"""Error rates against reference RTTM (and UEM), per file and overall: detection error rate of
+VAD and OSD, diarization error rate of speaker diarization."""
 
 from __future__ import annotations
 
@@ -6,11 +7,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from powerseg.errors import AudioError, PowersegError
-from powerseg.runtime import BinarizeOptions, Region, Segmenter
-from powerseg.runtime.metrics import Detection, detection_error, read_rttm, read_uem
+from powerseg.runtime import BinarizeOptions, Diarizer, Region, Segmenter
+from powerseg.runtime.metrics import (DiarizationError, detection_error, diarization_error,
+                                      read_rttm, read_uem)
 from powerseg.runtime.writers import uri_of
 
-TASKS = ("vad", "osd")
+TASKS = ("vad", "osd", "diarization")
 
 
 def overlapped(regions: list[Region]) -> list[Region]:
@@ -33,48 +35,89 @@ class Score:
     reference: float
     false_alarm: float
     missed: float
+    confusion: float = 0.0  # diarization only
 
     @property
     def error_rate(self) -> float:
-        return Detection(self.reference, self.false_alarm, self.missed).error_rate
+        return DiarizationError(self.reference, self.false_alarm, self.missed,
+                                self.confusion).error_rate
 
     def as_dict(self) -> dict:
         return {**asdict(self), "error_rate": self.error_rate}
 
 
-def pyannote_metric(reference: list[Region], hypothesis: list[Region],
-                    uem: list[tuple[float, float]] | None) -> Detection:
-    """The same quantities computed by pyannote.metrics' DetectionErrorRate (collar 0)."""
+def _pyannote():
     try:
         from pyannote.core import Segment, Timeline
         from pyannote.metrics.detection import DetectionErrorRate
+        from pyannote.metrics.diarization import DiarizationErrorRate
     except ImportError:
         raise PowersegError("--metric pyannote needs pyannote.metrics: "
                             "pip install 'powerseg[eval]'") from None
+    return Segment, Timeline, DetectionErrorRate, DiarizationErrorRate
+
+
+def pyannote_metric(reference: list[Region], hypothesis: list[Region],
+                    uem: list[tuple[float, float]] | None,
+                    diarization: bool = False) -> DiarizationError:
+    """The same quantities computed by pyannote.metrics' DetectionErrorRate or
+    DiarizationErrorRate (collar 0, overlap scored)."""
     from powerseg.interop import to_annotation
 
-    metric = DetectionErrorRate(collar=0.0, skip_overlap=False)
+    Segment, Timeline, DetectionErrorRate, DiarizationErrorRate = _pyannote()
+    metric = (DiarizationErrorRate if diarization else DetectionErrorRate)(
+        collar=0.0, skip_overlap=False)
     scope = Timeline([Segment(s, e) for s, e in uem]) if uem else None
     parts = metric(to_annotation(reference), to_annotation(hypothesis), uem=scope, detailed=True)
-    return Detection(parts["total"], parts["false alarm"], parts["miss"])
+    return DiarizationError(parts["total"], parts["false alarm"],
+                            parts["missed detection" if diarization else "miss"],
+                            parts.get("confusion", 0.0))
+
+
+def _references(references: list[Path]) -> dict[str, list[Region]]:
+    truth: dict[str, list[Region]] = {}
+    for path in references:
+        for uri, regions in read_rttm(path).items():
+            truth.setdefault(uri, []).extend(regions)
+    return truth
+
+
+def _reference_of(path: Path, truth: dict[str, list[Region]], references: list[Path]) -> str:
+    uri = uri_of(path)
+    if uri not in truth:
+        raise AudioError(f"{path}: no reference for URI {uri!r} in "
+                         f"{', '.join(str(r) for r in references)}")
+    return uri
+
+
+def evaluate_diarization(diarizer: Diarizer, audio: list[Path], references: list[Path],
+                         uem: Path | None = None, metric: str = "powerseg",
+                         exclusive: bool = False, **speakers) -> list[Score]:
+    """Per-file diarization error rates; ``speakers``: num/min/max_speakers for every file."""
+    truth, scopes = _references(references), read_uem(uem) if uem else {}
+    scores = []
+    for path in audio:
+        uri = _reference_of(path, truth, references)
+        result = diarizer(path, **speakers)
+        turns = result.exclusive() if exclusive else result.turns()
+        hypothesis = [Region(t.start, t.end, t.speaker) for t in turns]
+        scope = scopes.get(uri) or [(0.0, result.duration)]
+        d = pyannote_metric(truth[uri], hypothesis, scope, diarization=True) \
+            if metric == "pyannote" else diarization_error(truth[uri], hypothesis, scope)
+        scores.append(Score(uri, "diarization", d.reference, d.false_alarm, d.missed,
+                            d.confusion))
+    return scores
 
 
 def evaluate(segmenter: Segmenter, audio: list[Path], references: list[Path],
              uem: Path | None = None, tasks: tuple[str, ...] = TASKS,
              options: BinarizeOptions = BinarizeOptions(), metric: str = "powerseg") -> list[Score]:
     """Per-file scores; recordings are matched to RTTM/UEM entries by file stem (the URI)."""
-    truth: dict[str, list[Region]] = {}
-    for path in references:
-        for uri, regions in read_rttm(path).items():
-            truth.setdefault(uri, []).extend(regions)
-    scopes = read_uem(uem) if uem else {}
+    truth, scopes = _references(references), read_uem(uem) if uem else {}
     measure = pyannote_metric if metric == "pyannote" else detection_error
     scores = []
     for path in audio:
-        uri = uri_of(path)
-        if uri not in truth:
-            raise AudioError(f"{path}: no reference for URI {uri!r} in "
-                             f"{', '.join(str(r) for r in references)}")
+        uri = _reference_of(path, truth, references)
         result = segmenter(path, activations=False)
         scope = scopes.get(uri) or [(0.0, result.duration)]
         for task in tasks:
@@ -89,13 +132,14 @@ def overall(scores: list[Score], task: str) -> Score:
     """Totals over files: the error rate of the sums, not the mean of the rates."""
     mine = [s for s in scores if s.task == task]
     return Score("TOTAL", task, sum(s.reference for s in mine), sum(s.false_alarm for s in mine),
-                 sum(s.missed for s in mine))
+                 sum(s.missed for s in mine), sum(s.confusion for s in mine))
 
 
 def table(scores: list[Score]) -> str:
-    rows = [f"{'uri':<16} {'task':<4} {'ref s':>8} {'FA s':>7} {'miss s':>7} {'DER %':>7}"]
+    rows = [f"{'uri':<16} {'task':<11} {'ref s':>8} {'FA s':>7} {'miss s':>7} {'conf s':>7} "
+            f"{'DER %':>7}"]
     tasks = [t for t in TASKS if any(s.task == t for s in scores)]
     for s in scores + [overall(scores, t) for t in tasks]:
-        rows.append(f"{s.uri:<16} {s.task:<4} {s.reference:8.2f} {s.false_alarm:7.2f} "
-                    f"{s.missed:7.2f} {100 * s.error_rate:7.2f}")
+        rows.append(f"{s.uri:<16} {s.task:<11} {s.reference:8.2f} {s.false_alarm:7.2f} "
+                    f"{s.missed:7.2f} {s.confusion:7.2f} {100 * s.error_rate:7.2f}")
     return "\n".join(rows) + "\n"

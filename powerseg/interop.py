@@ -9,6 +9,7 @@ import numpy as np
 
 from powerseg.errors import PowersegError
 from powerseg.runtime.binarize import Region
+from powerseg.runtime.diarizer import Diarization, Turn
 from powerseg.runtime.segmenter import Segmentation
 
 
@@ -21,9 +22,13 @@ def _core():
     return core
 
 
-def to_annotation(regions: list[Region], uri: str | None = None):
-    """Regions -> ``pyannote.core.Annotation`` (one track per region, labelled by region label)."""
+def to_annotation(regions: list[Region] | list[Turn] | Diarization, uri: str | None = None):
+    """Regions, speaker turns or a whole diarization (its ``turns()``) ->
+    ``pyannote.core.Annotation``: one track per region, labelled by region label / speaker,
+    what pyannote's ``SpeakerDiarization`` returns as ``speaker_diarization``."""
     core = _core()
+    if isinstance(regions, Diarization):
+        regions = regions.turns()
     annotation = core.Annotation(uri=uri)
     for i, region in enumerate(regions):
         annotation[core.Segment(region.start, region.end), i] = region.label

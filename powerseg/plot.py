@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from powerseg.errors import OptionError, PowersegError
-from powerseg.runtime import Segmenter
+from powerseg.runtime import Diarizer, Segmenter
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.powerset import to_multilabel
 
@@ -35,23 +35,27 @@ def class_names(mapping: np.ndarray) -> list[str]:
 
 
 def plot(audio: str | Path, output: str | Path, start: float = 0.0, end: float | None = None,
-         segmenter: Segmenter | None = None) -> Path:
+         segmenter: Segmenter | None = None, diarizer: Diarizer | None = None) -> Path:
     """Write a PNG of ``audio`` between ``start`` and ``end`` seconds (default: 10 s from start).
 
     Up to one window long: waveform, powerset class per frame, per-speaker activations
     (the model card's figure). Longer: waveform, aggregated speech/overlap scores, VAD/OSD regions.
+    With a ``diarizer``: waveform and one row of turns per speaker (default: the whole file).
     """
-    segmenter = segmenter or Segmenter(providers="cpu")
+    segmenter = diarizer.segmenter if diarizer else segmenter or Segmenter(providers="cpu")
     spec = segmenter.spec
     samples = load_audio(audio, spec.sample_rate)
     duration = len(samples) / spec.sample_rate
-    end = min(duration, start + spec.window) if end is None else min(end, duration)
+    default_end = duration if diarizer else min(duration, start + spec.window)
+    end = default_end if end is None else min(end, duration)
     if not 0 <= start < end:
         raise OptionError(f"{audio}: need 0 <= start < end <= {duration:.2f} s, "
                           f"got start={start}, end={end}")
     plt = _pyplot()
     lo, hi = round(start * spec.sample_rate), round(end * spec.sample_rate)
-    if end - start <= spec.window:
+    if diarizer:
+        fig = _diarization_figure(plt, diarizer, samples, start, end)
+    elif end - start <= spec.window:
         fig = _window_figure(plt, segmenter, samples[lo:hi], start)
     else:
         fig = _timeline_figure(plt, segmenter, samples, start, end)
@@ -96,11 +100,7 @@ def _timeline_figure(plt, segmenter: Segmenter, samples: np.ndarray, start: floa
     spec = segmenter.spec
     result = segmenter(samples, sample_rate=spec.sample_rate, activations=False)
     fig, axes = plt.subplots(3, 1, figsize=SIZE_INCHES, sharex=True)
-    lo, hi = round(start * spec.sample_rate), round(end * spec.sample_rate)
-    envelope = _envelope(samples[lo:hi], 2000)
-    t = np.linspace(start, end, len(envelope))
-    axes[0].fill_between(t, envelope[:, 0], envelope[:, 1], color="black", linewidth=0)
-    axes[0].set_ylabel("waveform")
+    _waveform(axes[0], samples, spec.sample_rate, start, end)
     times = result.frame_times + result.frame_duration / 2
     keep = (times >= start) & (times <= end)
     axes[1].plot(times[keep], result.speech[keep], label="speech", color="tab:blue")
@@ -116,6 +116,33 @@ def _timeline_figure(plt, segmenter: Segmenter, samples: np.ndarray, start: floa
     axes[2].set_xlim(start, end)
     axes[2].set_xlabel("time (s)")
     return fig
+
+
+def _diarization_figure(plt, diarizer: Diarizer, samples: np.ndarray, start: float, end: float):
+    rate = diarizer.segmenter.spec.sample_rate
+    result = diarizer(samples, sample_rate=rate)
+    speakers = result.speakers
+    fig, axes = plt.subplots(2, 1, figsize=SIZE_INCHES, sharex=True,
+                             gridspec_kw={"height_ratios": [1, max(1, len(speakers)) * 0.5]})
+    _waveform(axes[0], samples, rate, start, end)
+    palette = plt.get_cmap("tab10")
+    for row, speaker in enumerate(speakers):
+        spans = [(t.start, t.duration) for t in result.turns()
+                 if t.speaker == speaker and t.end > start and t.start < end]
+        axes[1].broken_barh(spans, (len(speakers) - 1 - row + 0.1, 0.8), color=palette(row % 10))
+    axes[1].set_yticks([len(speakers) - 0.5 - row for row in range(len(speakers))], speakers)
+    axes[1].set_ylim(0, max(1, len(speakers)))
+    axes[1].set_xlim(start, end)
+    axes[1].set_xlabel("time (s)")
+    return fig
+
+
+def _waveform(axis, samples: np.ndarray, rate: int, start: float, end: float) -> None:
+    lo, hi = round(start * rate), round(end * rate)
+    envelope = _envelope(samples[lo:hi], 2000)
+    t = np.linspace(start, end, len(envelope))
+    axis.fill_between(t, envelope[:, 0], envelope[:, 1], color="black", linewidth=0)
+    axis.set_ylabel("waveform")
 
 
 def _envelope(samples: np.ndarray, points: int) -> np.ndarray:

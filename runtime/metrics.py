@@ -1,8 +1,10 @@
-"""Detection error rate on time intervals, as pyannote.metrics' ``DetectionErrorRate`` (collar 0).
+"""Error rates on time intervals, as pyannote.metrics computes them (collar 0, overlap scored).
 
-DER = (false alarm + missed detection) / reference speech, all measured inside
-the UEM (the whole reference extent when none is given). Overlapping regions of
-one side count once: both sides are reduced to the union of their regions.
+Detection: (false alarm + missed detection) / reference speech, inside the UEM (the whole
+reference extent when none is given); overlapping regions of one side count once.
+Diarization: (false alarm + missed + confusion) / reference speaker time, counting each
+speaker, after the one-to-one mapping of hypothesis to reference speakers that maximises
+their co-occurrence (``DiarizationErrorRate``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from powerseg.errors import AudioError
 
@@ -70,6 +73,60 @@ def detection_error(reference: list[Region], hypothesis: list[Region],
     ref, hyp = intersect(ref, scope), intersect(hyp, scope)
     both = total(intersect(ref, hyp))
     return Detection(total(ref), total(hyp) - both, total(ref) - both)
+
+
+@dataclass(frozen=True)
+class DiarizationError(Detection):
+    confusion: float = 0.0  # seconds of speech given to the wrong (mapped) speaker
+
+    @property
+    def error_rate(self) -> float:
+        errors = self.false_alarm + self.missed + self.confusion
+        return errors / self.reference if self.reference else 0.0
+
+
+def _activity(regions: list[Region], bounds: np.ndarray) -> np.ndarray:
+    """(segments, labels) int: how many regions of each label cover each elementary segment.
+
+    A label's overlapping regions count as often as they overlap, as pyannote.metrics counts
+    an annotation's tracks."""
+    labels = sorted({r.label for r in regions})
+    active = np.zeros((len(bounds) - 1, len(labels)), dtype=np.int64)
+    column = {label: i for i, label in enumerate(labels)}
+    for r in regions:
+        first, last = np.searchsorted(bounds, [r.start, r.end])
+        active[first:last, column[r.label]] += 1
+    return active
+
+
+def diarization_error(reference: list[Region], hypothesis: list[Region],
+                      uem: list[tuple[float, float]] | None = None) -> DiarizationError:
+    """Missed, false alarm and confusion seconds; region labels are the speakers."""
+    if uem is None:
+        ends = [r.end for r in [*reference, *hypothesis]]
+        uem = [(0.0, max(ends))] if ends else []
+    scope = union([(s, e, "") for s, e in uem])
+
+    def clipped(regions: list[Region]) -> list[Region]:
+        out = []
+        for r in regions:
+            for start, end in intersect(np.array([[r.start, r.end]]), scope):
+                out.append(Region(float(start), float(end), r.label))
+        return out
+
+    reference, hypothesis = clipped(reference), clipped(hypothesis)
+    bounds = np.unique([t for r in [*reference, *hypothesis] for t in (r.start, r.end)])
+    if len(bounds) < 2:
+        return DiarizationError(0.0, 0.0, 0.0, 0.0)
+    duration = np.diff(bounds)
+    ref, hyp = _activity(reference, bounds), _activity(hypothesis, bounds)
+    together = (ref.T * duration) @ hyp
+    rows, cols = linear_sum_assignment(together, maximize=True)
+    correct = np.minimum(ref[:, rows], hyp[:, cols]).sum(axis=1)
+    r, h = ref.sum(axis=1), hyp.sum(axis=1)
+    return DiarizationError(float(duration @ r), float(duration @ np.maximum(0, h - r)),
+                            float(duration @ np.maximum(0, r - h)),
+                            float(duration @ (np.minimum(r, h) - correct)))
 
 
 def read_rttm(path: str | Path) -> dict[str, list[Region]]:

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, TYPE_CHECKING, Iterator
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from powerseg.errors import OutputError, PowersegError
 
 from .binarize import Region
 from .segmenter import Segmentation
+
+if TYPE_CHECKING:
+    from .diarizer import Diarization
 
 JSON_SCHEMA_VERSION = 1
 
@@ -74,7 +77,23 @@ def regions_json(uri: str, regions: list[Region], result: Segmentation) -> dict:
     }
 
 
-def _options(result: Segmentation) -> dict:
+def diarization_json(uri: str, turns: list, result: Diarization) -> dict:
+    """Speaker turns with the options and models that made them."""
+    return {
+        "schema": JSON_SCHEMA_VERSION,
+        "uri": uri,
+        "duration": result.duration,
+        "speakers": list(result.speakers),
+        "turns": [{"start": round(t.start, 6), "end": round(t.end, 6), "speaker": t.speaker}
+                  for t in turns],
+        "options": _options(result),
+        "num_speakers": result.num_speakers, "min_speakers": result.min_speakers,
+        "max_speakers": result.max_speakers,
+        "provider": result.provider,
+    }
+
+
+def _options(result: Segmentation | Diarization) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(result.options).items()}
 
 
