@@ -1,16 +1,25 @@
-"""Many files at once: expand folders and lists, skip finished outputs, keep going past bad files."""
+"""Many files at once: expand folders and lists, skip finished outputs, keep going past bad files.
+
+``Task`` says what to compute for each input; ``Task.producer()`` loads the models once and gives
+the output bytes of one input. The local batch mode (``run``) and the Ray cluster mode
+(``powerseg.cluster``) both write exactly those bytes, so a file's output is the same either way.
+"""
 
 from __future__ import annotations
 
+import io
 import sys
 import threading
+import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from powerseg.errors import OptionError, PowersegError
-from powerseg.runtime.writers import uri_of
+import numpy as np
+
+from powerseg.errors import AudioNotFoundError, OptionError, PowersegError
+from powerseg.runtime.writers import atomic_output, uri_of
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au",
                   ".caf", ".w64", ".rf64"}
@@ -18,20 +27,131 @@ LIST_SUFFIXES = {".txt", ".lst", ".list"}
 
 
 def expand(inputs: list[Path]) -> list[Path]:
-    """Folders -> their audio files (recursively, sorted); .txt/.lst -> one path per line."""
+    """Folders -> their audio files (recursively, sorted); .txt/.lst -> one path per line.
+
+    A folder without audio or a list without entries is an error (AudioNotFoundError): there is
+    nothing to do, and saying nothing would look like success."""
     files: list[Path] = []
     for path in inputs:
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES
+                           and p.is_file())
+            if not found:
+                raise AudioNotFoundError(f"{path}: no audio files in this folder (looked for "
+                                         f"{', '.join(sorted(AUDIO_SUFFIXES))})")
+            files += found
         elif path.suffix.lower() in LIST_SUFFIXES and path.is_file():
             base = path.parent
-            for line in path.read_text().splitlines():
-                if line.strip() and not line.lstrip().startswith("#"):
-                    entry = Path(line.strip())
-                    files.append(entry if entry.is_absolute() else base / entry)
+            listed = [line.strip() for line in path.read_text().splitlines()
+                      if line.strip() and not line.lstrip().startswith("#")]
+            if not listed:
+                raise AudioNotFoundError(f"{path}: the list names no audio files")
+            for line in listed:
+                entry = Path(line)
+                files.append(entry if entry.is_absolute() else base / entry)
         else:
             files.append(path)
     return files
+
+
+# ---- what to compute per input ---------------------------------------------------------------
+
+COMMANDS = ("vad", "osd", "scores", "diarize")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One command and its options, as plain data (picklable: Ray ships it to its workers).
+
+    ``model``: keyword arguments of ``Segmenter`` (vad, osd, scores) or ``Diarizer`` (diarize);
+    ``binarize``: of ``BinarizeOptions`` (vad, osd); ``speakers``: num/min/max_speakers."""
+
+    command: str
+    format: str  # "rttm" or "json" (vad, osd, diarize); "npz" (scores)
+    model: dict = field(default_factory=dict)
+    binarize: dict = field(default_factory=dict)
+    speakers: dict = field(default_factory=dict)
+    exclusive: bool = False
+
+    @property
+    def suffix(self) -> str:
+        return f".{self.format}"
+
+    def validate(self) -> None:
+        """The option errors a worker would meet, here and now, without loading a model."""
+        from powerseg.runtime import BinarizeOptions, DiarizerOptions, SegmenterOptions
+        from powerseg.runtime.diarizer import speaker_bounds
+
+        if self.command not in COMMANDS:
+            raise OptionError(f"command must be one of {', '.join(COMMANDS)}, got {self.command!r}")
+        formats = ("npz",) if self.command == "scores" else ("rttm", "json")
+        if self.format not in formats:
+            raise OptionError(f"{self.command} writes {' or '.join(formats)}, not {self.format!r}")
+        if self.command == "diarize":
+            DiarizerOptions(**self.model)
+            speaker_bounds(**self.speakers)
+        else:
+            SegmenterOptions(**self.model)
+            BinarizeOptions(**self.binarize)
+
+    def producer(self) -> Producer:
+        return Producer(self)
+
+
+class Producer:
+    """The models of a ``Task``, loaded once; ``producer(path)`` -> that input's output bytes."""
+
+    def __init__(self, task: Task):
+        from powerseg.runtime import BinarizeOptions, Diarizer, Segmenter
+
+        task.validate()
+        self.task = task
+        if task.command == "diarize":
+            self.model = Diarizer(**task.model)
+        else:
+            self.model = Segmenter(**task.model)
+            self.options = BinarizeOptions(**task.binarize)
+
+    def records(self, path: Path) -> tuple[list[str], dict]:
+        """(RTTM lines, JSON document) of one input (vad, osd, diarize)."""
+        from powerseg.runtime.writers import diarization_json, regions_json, rttm_lines
+
+        uri, task = uri_of(path), self.task
+        if task.command == "diarize":
+            result = self.model(path, **task.speakers)
+            found = result.exclusive() if task.exclusive else result.turns()
+            return rttm_lines(uri, found), diarization_json(uri, found, result)
+        result = self.model(path, activations=False)  # memory flat in the duration
+        found = result.vad(self.options) if task.command == "vad" else result.osd(self.options)
+        return rttm_lines(uri, found), regions_json(uri, found, result)
+
+    def __call__(self, path: Path) -> bytes:
+        from powerseg.runtime.writers import dumps_json, scores_npz
+
+        if self.task.command == "scores":
+            return npz_bytes(scores_npz(self.model(path, activations=False)))
+        rttm, document = self.records(path)
+        text = "".join(rttm) if self.task.format == "rttm" else dumps_json(document)
+        return text.encode("utf-8")
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """``np.savez_compressed``'s format (``np.load`` reads it), without the time of writing in
+    the zip entries: the same arrays give the same bytes, wherever and whenever written."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write_bytes(target: Path, data: bytes) -> None:
+    """Whole or not at all: a temporary file beside ``target``, renamed when complete."""
+    with atomic_output(target, binary=True) as f:
+        f.write(data)
 
 
 @dataclass
@@ -81,6 +201,8 @@ def run(files: list[Path], output_dir: Path, suffix: str, work: Callable[[Path, 
         report: Callable[[Path, PowersegError], None] | None = None) -> Summary:
     """``work(input, output)`` for each file, ``jobs`` at a time; a failure skips only that file."""
     targets = output_paths(files, output_dir, suffix)
+    if not targets:
+        raise AudioNotFoundError("no input files")
     summary, progress = Summary(), Progress(len(targets))
 
     def one(path: Path) -> None:

@@ -81,18 +81,34 @@ def _diarization_options(p: argparse.ArgumentParser) -> None:
                        help="speaker-embedding model: campplus (default) or an .onnx path")
 
 
-def _batch_arguments(p: argparse.ArgumentParser) -> None:
+def _batch_arguments(p: argparse.ArgumentParser, formats: tuple[str, ...] = ("rttm", "json"),
+                     required: bool = False) -> None:
     p.add_argument("audio", nargs="+", type=Path,
                    help="audio files, folders (searched recursively) or .txt/.lst lists")
-    out = p.add_mutually_exclusive_group()
-    out.add_argument("--output", "-o", type=Path, help="one output file (default: stdout)")
-    out.add_argument("--output-dir", type=Path,
+    out = p.add_mutually_exclusive_group(required=required)
+    out.add_argument("--output", "-o", type=Path,
+                     help="one output file" + ("" if required else " (default: stdout)"))
+    out.add_argument("--output-dir",
                      help="one output file per input, named after it; existing ones are "
-                     "skipped (resumable) unless --overwrite")
-    p.add_argument("--format", choices=("rttm", "json"), default=None,
-                   help="default: from the output suffix, else rttm")
+                     "skipped (resumable) unless --overwrite. With --ray: a folder all workers "
+                     "see, or a filesystem URI (s3://, gs://, ...)")
+    if len(formats) > 1:
+        p.add_argument("--format", choices=formats, default=None,
+                       help="default: from the output suffix, else rttm")
     p.add_argument("--jobs", type=_positive_int, default=1, help="files processed at once")
     p.add_argument("--overwrite", action="store_true")
+    ray = p.add_argument_group("Ray cluster (with --output-dir; needs powerseg[ray])")
+    ray.add_argument("--ray", metavar="ADDRESS", default=None,
+                     help="run on this Ray cluster (host:port, ray://host:10001, or auto: the "
+                     "one running here) instead of --jobs on this machine")
+    ray.add_argument("--ray-workers", type=_positive_int, default=None,
+                     help="worker actors, each loading the models once (default: as many as "
+                     "the cluster's CPUs (GPUs) allow)")
+    ray.add_argument("--ray-cpus-per-worker", type=_positive_float, default=1.0,
+                     help="CPUs each worker reserves (default 1); also its model threads "
+                     "unless --threads is given")
+    ray.add_argument("--ray-gpus-per-worker", type=_non_negative_float, default=0.0,
+                     help="GPUs each worker reserves (default 0); use with --provider cuda")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,8 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     _binarize_options(p)
 
     p = sub.add_parser("scores", help="aggregated speech/overlap scores per frame (npz)")
-    p.add_argument("audio", type=Path)
-    p.add_argument("--output", "-o", type=Path, required=True)
+    _batch_arguments(p, formats=("npz",), required=True)
     _model_options(p)
 
     p = sub.add_parser("segment", help="per-chunk speaker activations (npz)")
@@ -214,18 +229,35 @@ def _binarize(args: argparse.Namespace):
                            args.min_duration_off, args.pad_onset, args.pad_offset)
 
 
+def _task(args: argparse.Namespace):
+    """The command line's per-input work as a ``batch.Task`` (the same locally and on Ray)."""
+    from powerseg.batch import Task
+
+    segmenter = dict(model=args.model, step=args.step, batch_size=args.batch_size,
+                     threads=args.threads, providers=args.provider)
+    if args.command == "scores":
+        task = Task("scores", "npz", dict(segmenter, soft=args.soft))
+    else:
+        suffix = (args.output or Path(args.output_dir or "")).suffix
+        fmt = args.format or ("json" if suffix == ".json" else "rttm")
+        if args.command == "diarize":
+            task = Task("diarize", fmt, dict(
+                segmentation=args.model, embedding=args.embedding, step=args.step,
+                threshold=args.threshold, min_cluster_size=args.min_cluster_size,
+                min_duration_off=args.min_duration_off, batch_size=args.batch_size,
+                threads=args.threads, providers=args.provider),
+                speakers=_speakers(args), exclusive=args.exclusive)
+        else:
+            task = Task(args.command, fmt, dict(segmenter, soft=args.soft), binarize=dict(
+                onset=args.onset, offset=args.offset, min_duration_on=args.min_duration_on,
+                min_duration_off=args.min_duration_off, pad_onset=args.pad_onset,
+                pad_offset=args.pad_offset))
+    task.validate()  # a usage error before any file is read or any model loaded
+    return task
+
+
 def _regions(args: argparse.Namespace) -> int:
-    from powerseg.runtime.writers import regions_json, rttm_lines, uri_of
-
-    options = _binarize(args)
-    segmenter = _segmenter(args)
-
-    def regions(path: Path):
-        result = segmenter(path, activations=False)  # memory flat in the duration
-        found = result.vad(options) if args.command == "vad" else result.osd(options)
-        return rttm_lines(uri_of(path), found), regions_json(uri_of(path), found, result)
-
-    return _write_results(args, regions)
+    return _write_results(args, _task(args))
 
 
 def _diarizer(args: argparse.Namespace):
@@ -238,51 +270,59 @@ def _diarizer(args: argparse.Namespace):
 
 
 def _diarize(args: argparse.Namespace) -> int:
-    from powerseg.runtime.diarizer import speaker_bounds
-    from powerseg.runtime.writers import diarization_json, rttm_lines, uri_of
-
-    speaker_bounds(**_speakers(args))  # a usage error before any file is read
-    diarizer = _diarizer(args)
-
-    def turns(path: Path):
-        result = diarizer(path, **_speakers(args))
-        found = result.exclusive() if args.exclusive else result.turns()
-        return rttm_lines(uri_of(path), found), diarization_json(uri_of(path), found, result)
-
-    return _write_results(args, turns)
+    return _write_results(args, _task(args))
 
 
-def _write_results(args: argparse.Namespace, produce: Callable[[Path], tuple[list[str], dict]]
-                   ) -> int:
-    """``produce(path)`` -> (RTTM lines, JSON document) for each input, to one output, stdout
-    or one file per input (``--output-dir``, resumable); a bad input is reported and skipped."""
+def _batch(args: argparse.Namespace, task) -> int:
+    """One output per input in ``--output-dir``: here (``--jobs``) or on a Ray cluster
+    (``--ray``); resumable, a bad input reported and skipped, one summary line at the end."""
     from powerseg import batch
-    from powerseg.runtime.writers import dumps_json, write_text
 
-    suffix = (args.output or args.output_dir or Path()).suffix
-    fmt = args.format or ("json" if suffix == ".json" else "rttm")
     files = batch.expand(args.audio)
-    if args.output_dir:
-        def work(path: Path, target: Path) -> None:
-            rttm, document = produce(path)
-            write_text(target, "".join(rttm) if fmt == "rttm" else dumps_json(document))
+    if args.ray:
+        from powerseg import cluster
 
-        summary = batch.run(files, args.output_dir, f".{fmt}", work, args.jobs, args.overwrite,
+        summary = cluster.run(task, files, args.output_dir, address=args.ray,
+                              workers=args.ray_workers, cpus_per_worker=args.ray_cpus_per_worker,
+                              gpus_per_worker=args.ray_gpus_per_worker, overwrite=args.overwrite)
+        for path, reason in summary.failed:  # after Ray's progress bars, each once
+            print(f"powerseg: error: {reason}", file=sys.stderr)
+    else:
+        if "://" in args.output_dir:
+            raise OptionError(f"--output-dir {args.output_dir}: a filesystem URI needs --ray; "
+                              "here, give a folder")
+        produce = task.producer()
+        summary = batch.run(files, Path(args.output_dir), task.suffix,
+                            lambda path, target: batch.write_bytes(target, produce(path)),
+                            args.jobs, args.overwrite,
                             report=lambda path, error: _report(error, args))
-        print(summary.line(), file=sys.stderr)
-        return EXIT_INPUT if summary.failed else 0
+    print(summary.line(), file=sys.stderr)
+    return EXIT_INPUT if summary.failed else 0
 
+
+def _write_results(args: argparse.Namespace, task) -> int:
+    """RTTM or JSON for each input, to stdout, one file, or one file per input
+    (``--output-dir``, resumable); a bad input is reported and skipped."""
+    from powerseg import batch
+    from powerseg.runtime.writers import dumps_json
+
+    if args.ray and not args.output_dir:
+        raise OptionError("--ray writes one output per input: give --output-dir")
+    if args.output_dir:
+        return _batch(args, task)
+    files = batch.expand(args.audio)
+    produce = task.producer()
     rttm, documents, failed = [], [], 0
     for path in files:
         try:
-            lines, document = produce(path)
+            lines, document = produce.records(path)
         except PowersegError as error:
             _report(error, args)
             failed += 1
             continue
         rttm += lines
         documents.append(document)
-    text = "".join(rttm) if fmt == "rttm" else dumps_json(
+    text = "".join(rttm) if task.format == "rttm" else dumps_json(
         documents[0] if len(files) == 1 and documents else documents)
     if documents:
         _emit(args.output, text)
@@ -380,6 +420,18 @@ def _emit(output: Path | None, text: str) -> None:
 def _scores(args: argparse.Namespace) -> int:
     from powerseg.runtime.writers import scores_npz, segment_npz, write_npz
 
+    if args.command == "scores":
+        if args.output_dir:
+            return _batch(args, _task(args))
+        if args.ray:
+            raise OptionError("--ray writes one output per input: give --output-dir")
+        from powerseg import batch
+
+        files = batch.expand(args.audio)
+        if len(files) != 1:
+            raise OptionError(f"{len(files)} inputs and one --output: give --output-dir for "
+                              "one npz per input")
+        args.audio = files[0]
     result = _segmenter(args)(args.audio, activations=args.command == "segment")
     write_npz(args.output, scores_npz(result) if args.command == "scores" else segment_npz(result))
     return 0
