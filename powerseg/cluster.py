@@ -1,0 +1,232 @@
+"""Batch jobs on a Ray cluster: ``vad``, ``osd``, ``scores`` and ``diarize`` over many inputs.
+
+Ray Data's batch inference with an actor pool: each worker actor loads the models once
+(``batch.Task.producer``, the very code of the local batch mode, so a file's output bytes are the
+same here and there), one input per task, streaming with backpressure; a worker process that dies
+is replaced and its input redone (Ray Data restarts actors and retries their tasks).
+
+Outputs go to a folder every worker sees (a shared filesystem) or to any filesystem URI pyarrow or
+fsspec can open (``s3://``, ``gs://``, ``hdfs://``, ``abfs://``...). Each is written under a
+temporary hidden name (``.NAME.XXXXXXXX.part``) and renamed when complete; an input whose output
+exists is skipped (unless ``overwrite``), both by the driver before the run and by the worker just
+before the work, so a retried input is never written twice and a rerun resumes. A bad input is
+caught in the worker and reported once: in the returned ``Summary`` and in ``_powerseg_summary.json``
+in the output folder (path and reason).
+
+Inputs are paths every worker can read (the same shared filesystem); the driver lists folders and
+lists. Needs ``pip install 'powerseg[ray]'`` on the driver and every node.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from pathlib import Path
+
+from powerseg import batch
+from powerseg.errors import OptionError, OutputError, PowersegError
+
+SUMMARY_NAME = "_powerseg_summary.json"
+PART_SUFFIX = ".part"
+
+
+def _ray():
+    try:
+        import ray
+        import ray.data
+    except ImportError as error:
+        raise PowersegError(f"--ray needs Ray: pip install 'powerseg[ray]' ({error})") from None
+    return ray
+
+
+def filesystem(uri: str):
+    """(pyarrow filesystem, root path in it) for a local folder or a filesystem URI."""
+    import pyarrow.fs
+
+    if "://" not in uri:
+        return pyarrow.fs.LocalFileSystem(), os.path.abspath(uri)
+    try:
+        return pyarrow.fs.FileSystem.from_uri(uri)
+    except (pyarrow.ArrowInvalid, pyarrow.ArrowNotImplementedError, ValueError):
+        pass
+    try:
+        import fsspec.core
+    except ImportError:
+        raise OptionError(f"{uri}: pyarrow cannot open this URI and fsspec is not installed"
+                          ) from None
+    try:
+        fs, root = fsspec.core.url_to_fs(uri)
+    except (ImportError, ValueError) as error:
+        raise OptionError(f"{uri}: cannot open this filesystem ({error})") from None
+    return pyarrow.fs.PyFileSystem(pyarrow.fs.FSSpecHandler(fs)), root
+
+
+def _join(root: str, name: str) -> str:
+    return f"{root.rstrip('/')}/{name}"
+
+
+class Worker:
+    """One Ray actor: the models loaded once; each call does a batch of (input, output name)."""
+
+    def __init__(self, task: batch.Task, output: str, overwrite: bool, cpus: float):
+        if task.model.get("threads") is None:
+            # "threads=None: one per core" means the cores Ray gave this worker, not the node's:
+            # the options (and so the output bytes) stay those of the local run, and workers
+            # sharing a node do not each start a thread per core of the node.
+            cores = max(1, int(cpus))
+            os.cpu_count = lambda: cores  # this process runs nothing but this actor
+        self.produce = task.producer()
+        self.fs, self.root = filesystem(output)
+        self.overwrite = overwrite
+
+    def __call__(self, rows: dict) -> dict:
+        status, detail = [], []
+        for path, name in zip(rows["input"], rows["name"]):
+            outcome, reason = self.one(Path(str(path)), str(name))
+            status.append(outcome)
+            detail.append(reason)
+        return {"input": rows["input"], "name": rows["name"], "status": status, "detail": detail}
+
+    def one(self, path: Path, name: str) -> tuple[str, str]:
+        import pyarrow.fs
+
+        target = _join(self.root, name)
+        if not self.overwrite and \
+                self.fs.get_file_info(target).type != pyarrow.fs.FileType.NotFound:
+            return "skipped", ""  # e.g. a retry of an input whose worker died after the rename
+        try:
+            data = self.produce(path)
+        except PowersegError as error:
+            return "failed", str(error)
+        except Exception as error:  # a bug: reported for this input, the others go on
+            return "failed", f"{path}: internal error: {type(error).__name__}: {error}"
+        tmp = _join(self.root, f".{name}.{uuid.uuid4().hex[:8]}{PART_SUFFIX}")
+        try:
+            with self.fs.open_output_stream(tmp) as f:
+                f.write(data)
+            self.fs.move(tmp, target)
+        except OSError as error:
+            try:
+                self.fs.delete_file(tmp)
+            except OSError:
+                pass
+            return "failed", f"{target}: cannot write the output file ({error}); nothing written"
+        return "done", ""
+
+
+def _listing(fs, root: str) -> list[str]:
+    """Names in the output folder (one listing, also on object stores)."""
+    import pyarrow.fs
+
+    try:
+        infos = fs.get_file_info(pyarrow.fs.FileSelector(root, allow_not_found=True))
+    except OSError as error:
+        raise OutputError(f"{root}: cannot list the output folder ({error})") from None
+    return [info.base_name for info in infos if info.type == pyarrow.fs.FileType.File]
+
+
+def run(task: batch.Task, files: list[Path], output: str | os.PathLike, address: str = "auto",
+        workers: int | None = None, cpus_per_worker: float = 1.0, gpus_per_worker: float = 0.0,
+        overwrite: bool = False) -> batch.Summary:
+    """``task`` for each of ``files`` on the Ray cluster at ``address``, one output per input in
+    ``output`` (a folder all workers see, or a filesystem URI); returns the run's Summary."""
+    task.validate()
+    output = os.fspath(output)
+    fs, root = filesystem(output)
+    targets = batch.output_paths(files, Path("."), task.suffix)  # names, clashes refused
+    if not targets:
+        raise batch.AudioNotFoundError("no input files")
+    if any(target.name == SUMMARY_NAME for target in targets.values()):
+        raise OptionError(f"an input would write {SUMMARY_NAME}, the run's summary; rename it")
+    try:
+        fs.create_dir(root, recursive=True)
+    except OSError as error:
+        raise OutputError(f"{output}: cannot create the output folder ({error})") from None
+    present = _listing(fs, root)
+    names = {target.name for target in targets.values()}
+    for stale in present:  # a killed run's temporary files (never a finished output's name)
+        if stale.startswith(".") and stale.endswith(PART_SUFFIX) and \
+                stale[1:].rsplit(".", 2)[0] in names:
+            try:
+                fs.delete_file(_join(root, stale))
+            except OSError:
+                pass
+    finished = set(present)
+    summary = batch.Summary()
+    todo = []
+    for path, target in targets.items():
+        if target.name in finished and not overwrite:
+            summary.skipped.append(path)
+        else:
+            todo.append({"input": str(path.absolute()), "name": target.name})
+    by_input = {str(path.absolute()): path for path in targets}
+    if todo:
+        _run_on_ray(task, todo, output, address, workers, cpus_per_worker, gpus_per_worker,
+                    overwrite, summary, by_input)
+    _write_summary(fs, root, summary)
+    return summary
+
+
+def _run_on_ray(task, todo, output, address, workers, cpus, gpus, overwrite, summary, by_input):
+    ray = _ray()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    started = not ray.is_initialized()
+    if started:
+        import logging
+
+        try:
+            ray.init(address=address, logging_level=logging.WARNING)
+        except (ConnectionError, RuntimeError, ValueError) as error:
+            raise PowersegError(f"--ray {address}: cannot connect to the Ray cluster ({error})"
+                                ) from None
+    try:
+        if workers is None:
+            resources = ray.cluster_resources()
+            if gpus > 0:
+                workers = int(resources.get("GPU", 0) // gpus)
+            else:
+                workers = int(resources.get("CPU", 1) // cpus)
+            workers = max(1, min(workers, len(todo)))
+        context = ray.data.DataContext.get_current()
+        context.enable_progress_bars = True
+        dataset = ray.data.from_items(todo, override_num_blocks=len(todo))
+        dataset = dataset.map_batches(
+            Worker, fn_constructor_args=(task, output, overwrite, cpus), batch_size=1,
+            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=cpus, num_gpus=gpus or None)
+        try:
+            for row in dataset.iter_rows():
+                path = by_input[str(row["input"])]
+                if row["status"] == "done":
+                    summary.done.append(path)
+                elif row["status"] == "skipped":
+                    summary.skipped.append(path)
+                else:
+                    summary.failed.append((path, str(row["detail"])))
+        except ray.exceptions.RayError as error:
+            # e.g. the models cannot be loaded: the workers' constructor failed
+            cause = getattr(error, "cause", None) or error
+            if isinstance(cause, PowersegError):
+                raise cause from None
+            raise PowersegError(f"the Ray job failed: {str(cause).strip().splitlines()[-1]}"
+                                ) from None
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _write_summary(fs, root: str, summary: batch.Summary) -> None:
+    document = {
+        "summary": summary.line(),
+        "done": sorted(str(p) for p in summary.done),
+        "skipped": sorted(str(p) for p in summary.skipped),
+        "failed": [{"input": str(p), "error": reason} for p, reason in sorted(summary.failed)],
+    }
+    tmp = _join(root, f".{SUMMARY_NAME}.{uuid.uuid4().hex[:8]}{PART_SUFFIX}")
+    try:
+        with fs.open_output_stream(tmp) as f:
+            f.write((json.dumps(document, indent=1) + "\n").encode("utf-8"))
+        fs.move(tmp, _join(root, SUMMARY_NAME))
+    except OSError as error:
+        raise OutputError(f"{root}: cannot write {SUMMARY_NAME} ({error})") from None
