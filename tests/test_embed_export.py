@@ -90,11 +90,11 @@ def test_batches_of_equal_length_match_single_runs(campplus):
 
 
 def test_verify_catches_a_wrong_model(campplus, tmp_path):
+    """(The right model passing is the parity test above, which runs the same comparison.)"""
     import soundfile as sf
 
     excerpt = tmp_path / "excerpt.wav"  # 4 s of speech: the padded chunk's crops and all 398 frames
     sf.write(excerpt, sf.read(str(sample_path()), dtype="float32")[0][96000:160000], 16000)
-    verify_campplus(SHIPPED, campplus, [excerpt])
     broken = type(campplus)()
     broken.load_state_dict(campplus.state_dict())
     with torch.no_grad():
