@@ -62,6 +62,7 @@ class EmbeddingModel(OnnxSession):
     # ALL: its NCHWc layout pass makes CAM++'s convolutions about 20% faster (measured at
     # 400 frames on one core); outputs stay within the export's torch tolerance (tested).
     OPTIMIZATION = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    MEMORY_PATTERN = False  # one pattern per distinct frame count would pile up (measured)
 
     def __init__(self, model: str | os.PathLike = "campplus", threads: int | None = None,
                  providers: str | list = "auto"):

@@ -64,6 +64,9 @@ class OnnxSession:
     # EXTENDED, not ALL, for segmentation: the layout pass ALL adds gains nothing there
     # (measured) and crashes onnxruntime 1.32 on the fp16 segmentation model.
     OPTIMIZATION = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    # onnxruntime plans and keeps a memory pattern per input shape: right for fixed shapes,
+    # a cache that grows with every new frame count for a model fed variable lengths.
+    MEMORY_PATTERN = True
 
     def __init__(self, model: str | os.PathLike, threads: int | None = None,
                  providers: str | list = "auto"):
@@ -73,6 +76,7 @@ class OnnxSession:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        options.enable_mem_pattern = self.MEMORY_PATTERN
         chosen = resolve_providers(providers)
         on_cpu = chosen[0] == CPU
         self.workers = (threads or os.cpu_count() or 1) if on_cpu else 1
