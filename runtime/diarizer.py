@@ -24,6 +24,7 @@ from .clustering import Clusters, cluster
 from .embedder import Embedder
 from .reconstruct import column_turns, reconstruct, speaker_count, speaker_labels
 from .segmenter import Segmentation, Segmenter
+from .session import OnnxSession
 
 # Centroid-linkage distance between unit vectors (cosine similarity 0.63): the lowest total DER
 # over the shared test sets for CAM++ in pyannote's own threshold search (0.84 ties; pyannote 3.1
@@ -210,6 +211,13 @@ class Diarizer:
             (self.embedder.spec.min_frames - 1) * fbank.frame_shift_samples
         return math.ceil(spec.num_frames * min_samples / spec.window_samples)
 
+    def _release_memory(self) -> None:
+        """Both models' arenas back to the system before clustering: with its N^2 distance
+        matrix on top, they made the peak (1 h: 131 MiB of 657; benchmarks/README.md)."""
+        for model in (self.segmenter.model, self.embedder.model):
+            if isinstance(model, OnnxSession):
+                model.release_memory()
+
     def __call__(self, audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
                  num_speakers: int | None = None, min_speakers: int | None = None,
                  max_speakers: int | None = None) -> Diarization:
@@ -223,6 +231,7 @@ class Diarizer:
         segmentation = self.segmenter(audio, sample_rate=sample_rate, on_windows=embed)
         binarized = segmentation.activations
         embeddings = embed.result(binarized.shape[2])
+        self._release_memory()
         framing = self.segmenter.framing
         count = speaker_count(binarized, framing)
         asked = dict(num_speakers=num_speakers, min_speakers=min_speakers,

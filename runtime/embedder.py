@@ -87,6 +87,10 @@ class EmbeddingModel(OnnxSession):
             raise ModelError(f"{self.path}: input type {inputs[0].type}, expected float32")
         self._input = inputs[0].name
 
+    def _smallest_feed(self) -> dict[str, np.ndarray]:
+        frames = (1, self.spec.min_frames, self.spec.fbank.num_mel_bins)
+        return {self._input: np.zeros(frames, np.float32)}
+
     def __call__(self, feats: np.ndarray) -> np.ndarray:
         """(batch, frames >= min_frames, mel bins) float32 -> (batch, embedding_dim) float32."""
         out = self.run({self._input: np.ascontiguousarray(feats, dtype=np.float32)})

@@ -116,6 +116,30 @@ class OnnxSession:
             return [function(item) for item in items]
         return list(self._pool.map(function, items))
 
+    def release_memory(self) -> None:
+        """Give the memory arena's free blocks back to the system, with one smallest run.
+
+        onnxruntime keeps the arena at the peak of all runs so far (concurrent workers'
+        included) and has no call to shrink it but a run option; the diarizer calls this
+        before clustering, whose distance matrix is the largest thing it holds.
+        """
+        if self.provider != CPU:
+            return
+        options = ort.RunOptions()
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        try:
+            self.session.run(None, self._smallest_feed(), options)
+        except Exception as error:  # onnxruntime's own untyped runtime errors
+            raise ModelError(f"{self.path}: onnxruntime failed to run the model "
+                             f"({ort_reason(error)})") from None
+
+    def _smallest_feed(self) -> dict[str, np.ndarray]:
+        """Zeros of each input's shape, its free dimensions at 1."""
+        types = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
+        return {i.name: np.zeros([d if isinstance(d, int) else 1 for d in i.shape],
+                                 types.get(i.type, np.float32))
+                for i in self.session.get_inputs()}
+
     def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
         """The first output of one run, as float32; onnxruntime's errors as ModelError."""
         try:

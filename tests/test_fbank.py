@@ -124,3 +124,19 @@ def test_waveform_scale_multiplies_the_samples(signals):
     samples = signals["ami 10 s"]
     scaled = fbank(samples, dataclasses.replace(FbankOptions(), waveform_scale=32768.0))
     np.testing.assert_array_equal(scaled, fbank(samples * np.float32(32768)))
+
+
+@pytest.mark.parametrize("bins, low", [(80, 20.0), (23, 20.0), (64, 0.0), (128, 0.0)])
+def test_filter_by_filter_product_is_the_dense_one(bins, low):
+    """The mel product skips BLAS (runtime/fbank.py says why); it must still be the
+    dense product of the filterbank, float64 rounding aside, for any filter count (128 at
+    0 Hz has an empty filter)."""
+    from powerseg.runtime.fbank import _mel_banks, _mel_energies
+
+    options = FbankOptions(num_mel_bins=bins, low_freq=low)
+    power = np.random.default_rng(bins).exponential(1.0, (50, 257)).astype(np.float32)
+    dense = power.astype(np.float64) @ _mel_banks(options).astype(np.float64)
+    ours = _mel_energies(power, options)
+    assert ours.shape == (50, bins) and ours.dtype == np.float32
+    # float32 sums of up to ~20 positive terms: a few ulps (measured <= 3e-7)
+    np.testing.assert_allclose(ours, dense, rtol=2e-6, atol=0)
