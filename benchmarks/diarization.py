@@ -90,6 +90,7 @@ def timed_segment(*args, **kwargs):
         marks["segmented"] = time.perf_counter()
 diarizer.segmenter = type("Timed", (), {"__call__": staticmethod(timed_segment),
                                         "spec": diarizer.segmenter.spec,
+                                        "model": diarizer.segmenter.model,
                                         "framing": diarizer.segmenter.framing})()
 t = time.perf_counter()
 result = diarizer(path)

@@ -15,8 +15,10 @@ from pathlib import Path
 
 from powerseg import __version__
 from powerseg.errors import OptionError, PowersegError, ProviderError
+from powerseg.runtime.diarizer import PRESETS
 
 EXIT_INPUT, EXIT_USAGE = 1, 2
+STEP = 1.0  # pyannote's: 10 % of the 10 s window
 
 
 def _positive_float(text: str) -> float:
@@ -40,11 +42,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _model_options(parser: argparse.ArgumentParser, soft: bool = True) -> None:
+def _model_options(parser: argparse.ArgumentParser, soft: bool = True,
+                   step: float | None = STEP) -> None:
+    """``step=None`` for diarization: the preset's step unless --step is given."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", default="fp32",
                        help="fp32 (default), int8, fp16 (for GPUs), or an .onnx path")
-    group.add_argument("--step", type=_positive_float, default=1.0,
+    group.add_argument("--step", type=_positive_float, default=step,
                        help="seconds between 10 s windows (default 1.0, as pyannote)")
     group.add_argument("--batch-size", type=_positive_int, default=2,
                        help="windows per model call, one call per core at a time (default 2; "
@@ -76,7 +80,12 @@ def _diarization_options(p: argparse.ArgumentParser) -> None:
     group.add_argument("--max-speakers", type=_positive_int, default=None)
     group.add_argument("--threshold", type=_positive_float, default=None,
                        help="clustering distance threshold (default 0.86, tuned for CAM++)")
-    group.add_argument("--min-cluster-size", type=_positive_int, default=12)
+    group.add_argument("--min-cluster-size", type=_positive_int, default=None,
+                       help="clusters smaller than this merge into the closest large one "
+                       "(default 12)")
+    group.add_argument("--preset", choices=tuple(PRESETS), default="pyannote",
+                       help="pyannote (default): pyannote's settings; fast: step 2 s, half the "
+                       "work (its DER cost is in the README); --step overrides it")
     group.add_argument("--embedding", default="campplus",
                        help="speaker-embedding model: campplus (default) or an .onnx path")
 
@@ -131,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="at most one speaker at a time (pyannote's exclusive diarization)")
     p.add_argument("--min-duration-off", type=_non_negative_float, default=0.0,
                    help="fill a speaker's gaps shorter than this (seconds)")
-    _model_options(p, soft=False)
+    _model_options(p, soft=False, step=None)
 
     p = sub.add_parser("stream", help="speech/overlap events from live audio, printed as they "
                        "become final (about 10 s after they were heard)")
@@ -176,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="speaker turns under the waveform, one row per speaker")
     _diarization_options(p)
     p.add_argument("--min-duration-off", type=_non_negative_float, default=0.0)
-    _model_options(p)
+    _model_options(p, step=None)
 
     p = sub.add_parser("eval", help="detection error rate of VAD and OSD, or diarization error "
                        "rate (--diarization), against reference RTTM")
@@ -193,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclusive", action="store_true", help="with --diarization: score the "
                    "exclusive output (one speaker at a time)")
     _diarization_options(p)
-    _model_options(p)
+    _model_options(p, step=None)
     _binarize_options(p)
 
     p = sub.add_parser("embed", help="one speaker embedding per file, whole file (npz)")
@@ -218,7 +227,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _segmenter(args: argparse.Namespace):
     from powerseg.runtime import Segmenter
 
-    return Segmenter(model=args.model, step=args.step, batch_size=args.batch_size,
+    step = STEP if args.step is None else args.step  # None: eval/plot's diarization preset
+    return Segmenter(model=args.model, step=step, batch_size=args.batch_size,
                      threads=args.threads, providers=args.provider, soft=args.soft)
 
 
@@ -241,12 +251,8 @@ def _task(args: argparse.Namespace):
         suffix = (args.output or Path(args.output_dir or "")).suffix
         fmt = args.format or ("json" if suffix == ".json" else "rttm")
         if args.command == "diarize":
-            task = Task("diarize", fmt, dict(
-                segmentation=args.model, embedding=args.embedding, step=args.step,
-                threshold=args.threshold, min_cluster_size=args.min_cluster_size,
-                min_duration_off=args.min_duration_off, batch_size=args.batch_size,
-                threads=args.threads, providers=args.provider),
-                speakers=_speakers(args), exclusive=args.exclusive)
+            task = Task("diarize", fmt, _diarizer_options(args), speakers=_speakers(args),
+                        exclusive=args.exclusive)
         else:
             task = Task(args.command, fmt, dict(segmenter, soft=args.soft), binarize=dict(
                 onset=args.onset, offset=args.offset, min_duration_on=args.min_duration_on,
@@ -260,13 +266,19 @@ def _regions(args: argparse.Namespace) -> int:
     return _write_results(args, _task(args))
 
 
+def _diarizer_options(args: argparse.Namespace) -> dict:
+    """The Diarizer's keyword arguments: the preset's, then the options given."""
+    given = dict(step=args.step, threshold=args.threshold, min_cluster_size=args.min_cluster_size)
+    return {**PRESETS[args.preset], **{k: v for k, v in given.items() if v is not None},
+            "segmentation": args.model, "embedding": args.embedding,
+            "min_duration_off": args.min_duration_off, "batch_size": args.batch_size,
+            "threads": args.threads, "providers": args.provider}
+
+
 def _diarizer(args: argparse.Namespace):
     from powerseg.runtime import Diarizer
 
-    return Diarizer(segmentation=args.model, embedding=args.embedding, step=args.step,
-                    threshold=args.threshold, min_cluster_size=args.min_cluster_size,
-                    min_duration_off=args.min_duration_off, batch_size=args.batch_size,
-                    threads=args.threads, providers=args.provider)
+    return Diarizer(**_diarizer_options(args))
 
 
 def _diarize(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ from .clustering import Clusters, cluster
 from .embedder import Embedder
 from .reconstruct import column_turns, reconstruct, speaker_count, speaker_labels
 from .segmenter import Segmentation, Segmenter
-from .session import OnnxSession
+from .session import OnnxSession, trim_heap
 
 # Centroid-linkage distance between unit vectors (cosine similarity 0.63): the lowest total DER
 # over the shared test sets for CAM++ in pyannote's own threshold search (0.84 ties; pyannote 3.1
@@ -67,6 +67,14 @@ def speaker_bounds(num_speakers: int | None = None, min_speakers: int | None = N
     return low, high
 
 
+# Named settings. "pyannote" is pyannote's own (the default); the others trade accuracy for
+# speed, each one's DER cost on the shared sets measured in the README (benchmarks/presets.py).
+PRESETS: dict[str, dict[str, float | int]] = {
+    "pyannote": {},
+    "fast": {"step": 2.0},  # half the chunks to segment and embed
+}
+
+
 @dataclass(frozen=True)
 class DiarizerOptions:
     """Everything that decides a diarization; returned with it."""
@@ -100,6 +108,13 @@ class DiarizerOptions:
                 not math.isfinite(self.min_duration_off) or self.min_duration_off < 0:
             raise OptionError("min_duration_off must be a non-negative number of seconds, got "
                               f"{self.min_duration_off!r}")
+
+    @classmethod
+    def preset(cls, name: str, **overrides) -> DiarizerOptions:
+        """The options of a named preset (``PRESETS``), with ``overrides`` on top."""
+        if name not in PRESETS:
+            raise OptionError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
 
     @property
     def clustering_threshold(self) -> float:
@@ -175,9 +190,12 @@ class _ChunkEmbeddings:
         self.vectors.append(self.embedder.embed_chunks(windows, masks).vectors)
 
     def result(self, speakers: int) -> np.ndarray:
+        """All rounds' embeddings in one array; the rounds' own are let go."""
         if not self.vectors:
             return np.zeros((0, speakers, self.embedder.dimension), np.float32)
-        return np.concatenate(self.vectors)
+        out = np.concatenate(self.vectors)
+        self.vectors.clear()
+        return out
 
 
 class Diarizer:
@@ -212,11 +230,12 @@ class Diarizer:
         return math.ceil(spec.num_frames * min_samples / spec.window_samples)
 
     def _release_memory(self) -> None:
-        """Both models' arenas back to the system before clustering: with its N^2 distance
-        matrix on top, they made the peak (1 h: 131 MiB of 657; benchmarks/README.md)."""
+        """Both models' arenas, and the C heap's free pages, back to the system before
+        clustering: with its N^2 distance matrix on top, they made the peak (benchmarks/README.md)."""
         for model in (self.segmenter.model, self.embedder.model):
             if isinstance(model, OnnxSession):
                 model.release_memory()
+        trim_heap()
 
     def __call__(self, audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
                  num_speakers: int | None = None, min_speakers: int | None = None,

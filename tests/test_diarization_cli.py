@@ -116,3 +116,42 @@ def test_to_annotation_of_a_diarization(sample_result):
     annotation = to_annotation(sample_result, "sample")
     assert annotation.labels() == list(sample_result.speakers)
     assert len(annotation) == len(sample_result.turns())
+
+
+def test_presets_resolve_and_unknown_ones_are_refused():
+    from powerseg import DiarizerOptions
+    from powerseg.errors import OptionError
+
+    assert DiarizerOptions.preset("pyannote") == DiarizerOptions()
+    assert DiarizerOptions.preset("fast").step == 2.0
+    assert DiarizerOptions.preset("fast", step=1.5, min_cluster_size=6) == \
+        DiarizerOptions(step=1.5, min_cluster_size=6)
+    with pytest.raises(OptionError, match="unknown preset 'quick'.*pyannote, fast"):
+        DiarizerOptions.preset("quick")
+
+
+@pytest.mark.parametrize("flags, step, cluster", [
+    ([], 1.0, 12), (["--preset", "fast"], 2.0, 12),
+    (["--preset", "fast", "--step", "1.5", "--min-cluster-size", "6"], 1.5, 6)])
+def test_cli_preset_then_the_options_given(tmp_path, sample, flags, step, cluster):
+    out = tmp_path / "sample.json"
+    assert main(["diarize", str(sample), "-o", str(out), "--provider", "cpu", *flags]) == 0
+    options = json.loads(out.read_text())["options"]
+    assert (options["step"], options["min_cluster_size"]) == (step, cluster)
+
+
+def test_cli_fast_preset_is_step_two(tmp_path, sample):
+    from powerseg import Diarizer
+
+    out = tmp_path / "sample.rttm"
+    assert main(["diarize", str(sample), "-o", str(out), "--provider", "cpu",
+                 "--preset", "fast"]) == 0
+    expected = Diarizer(step=2.0, providers="cpu")(sample).turns()
+    assert out.read_text() == "".join(rttm_lines("sample", expected))
+
+
+def test_cli_preset_is_refused_by_name(capsys, sample):
+    with pytest.raises(SystemExit) as exit_:
+        main(["diarize", str(sample), "--preset", "quick"])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'quick'" in capsys.readouterr().err
