@@ -131,6 +131,7 @@ def assign(embeddings: np.ndarray, train_chunks: np.ndarray, train_speakers: np.
     Centroids average the kept embeddings as the model output them (not normalised); NaN
     embeddings get cluster 0, as numpy's argmax over NaN does in pyannote.
     """
+    embeddings = np.asarray(embeddings, dtype=np.float64)
     chunks, speakers, dimension = embeddings.shape
     train = embeddings[train_chunks, train_speakers]
     centroids = np.vstack([np.mean(train[train_clusters == k], axis=0)
@@ -145,9 +146,10 @@ def cluster(embeddings: np.ndarray, binarized: np.ndarray, threshold: float,
             min_clusters: int | None = None, max_clusters: int | None = None) -> Clusters:
     """(chunks, speakers, dimension) embeddings + (chunks, frames, speakers) 0/1 segmentation
     -> clusters; silent local speakers get ``INACTIVE``."""
-    embeddings = np.asarray(embeddings, dtype=np.float64)
+    # float64 as pyannote computes; the kept ones only until the linkage is done (its N^2
+    # matrix is the peak of a long recording's memory)
     train_chunks, train_speakers = training_pairs(embeddings, binarized)
-    train = embeddings[train_chunks, train_speakers]
+    train = np.asarray(embeddings[train_chunks, train_speakers], dtype=np.float64)
     num_clusters, min_clusters, max_clusters = cluster_bounds(len(train), num_clusters,
                                                               min_clusters, max_clusters)
     chunks, speakers, _ = embeddings.shape
