@@ -1,0 +1,90 @@
+"""What is timed: torch, pyannote.audio, the runtime's model, and the CLI in-process."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import numpy as np
+from tiling import SHARED
+from timing import log
+
+
+def load_torch(threads: int, provider: str):
+    try:
+        import torch
+        from powerseg.export import load_checkpoint
+    except ImportError as error:
+        return None, f"not installed ({error.name})"
+    ckpt = SHARED / "checkpoints" / "segmentation-3.0" / "pytorch_model.bin"
+    if not ckpt.is_file():
+        return None, f"no checkpoint at {ckpt}"
+    torch.set_num_threads(threads)
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(1)
+    model = load_checkpoint(ckpt).eval()
+    device = "cuda" if provider == "cuda" and torch.cuda.is_available() else "cpu"
+    model = model.to(device)
+
+    def forward(windows: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            x = torch.from_numpy(windows[:, None, :]).to(device)
+            return model(x).cpu().numpy()
+    return forward, f"torch {torch.__version__} ({device}, {threads} threads)"
+
+
+def pyannote_status() -> str:
+    try:
+        import pyannote.audio  # noqa: F401
+    except ImportError:
+        return "not installed"
+    return f"installed ({pyannote.audio.__version__})"
+
+
+def load_pyannote(threads: int, provider: str):
+    """pyannote.audio's Inference on the same checkpoint, as a chunk-batch callable."""
+    if pyannote_status() == "not installed":
+        return None
+    try:
+        import torch
+        from pyannote.audio import Model
+        ckpt = SHARED / "checkpoints" / "segmentation-3.0" / "pytorch_model.bin"
+        model = Model.from_pretrained(str(ckpt)).eval()
+        device = torch.device("cuda" if provider == "cuda" and torch.cuda.is_available() else "cpu")
+        model.to(device)
+
+        def infer(windows: np.ndarray) -> np.ndarray:  # Inference.infer is its forward + batching
+            with torch.inference_mode():
+                return model(torch.from_numpy(windows[:, None, :]).to(device)).cpu().numpy()
+        return infer
+    except Exception as error:  # noqa: BLE001 - report, do not fail the benchmark
+        log(f"pyannote.audio present but unusable: {error}")
+        return None
+
+
+def onnx_model(variant: str, threads: int, provider: str):
+    """The runtime's model as the runtime drives it: B windows split over its workers."""
+    from powerseg.runtime.model import OnnxModel
+
+    model = OnnxModel(variant, threads=threads, providers=provider)
+
+    def forward(windows: np.ndarray) -> np.ndarray:
+        parts = np.array_split(windows, min(model.workers, len(windows)))
+        return np.concatenate(model.run_batches(parts))
+
+    forward.spec, forward.workers = model.spec, model.workers
+    return forward
+
+
+def cli_vad(path: Path, out: Path, variant: str, step: float, threads: int, provider: str,
+            batch: int | None = None) -> None:
+    """``powerseg vad`` in-process; ``batch`` None keeps the CLI's own default batch size."""
+    from powerseg.cli import main
+    args = ["vad", str(path), "-o", str(out), "--model", variant, "--step", f"{step:g}",
+            "--threads", str(threads), "--provider", provider]
+    args += ["--batch-size", str(batch)] if batch else []
+    with contextlib.redirect_stderr(io.StringIO()):
+        status = main(args)
+    if status != 0:
+        raise RuntimeError(f"powerseg {' '.join(args)} exited {status}")

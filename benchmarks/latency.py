@@ -1,0 +1,13 @@
+"""Batch-1 latency of one 10 s chunk, contenders interleaved."""
+
+from __future__ import annotations
+
+import numpy as np
+from timing import interleave, stats
+
+
+def section_latency(contenders: dict, chunks: np.ndarray, rounds: int) -> dict:
+    one = chunks[:1]
+    calls = {name: (lambda f=f: f(one)) for name, f in contenders.items()}
+    times = interleave(calls, rounds, warmup=3)
+    return {name: stats(np.array(t) * 1000) for name, t in times.items()}
