@@ -17,11 +17,14 @@ import onnx
 import onnxruntime as ort
 import torch
 import torch.nn.functional as F
+from powerseg.runtime.audio import load_audio
+from powerseg.runtime.model import OnnxModel
 from torch import nn
 
 from .checkpoint import sha256
 from .onnx_export import OPSET, OUTPUT_NAME, freeze_sinc, metadata, set_metadata
 from .pyannet import PyanNet
+from .verify import Parity, onnx_logprobs, require_parity
 
 
 class Front(nn.Module):
@@ -136,3 +139,23 @@ def export_pair(model: PyanNet, front_path: Path, tail_path: Path, opset: int = 
     for proto, path in ((front_proto, front_path), (tail_proto, tail_path)):
         onnx.checker.check_model(proto, full_check=True)
     onnx.save(tail_proto, str(tail_path))
+
+
+def verify_pair(front_path: Path, tail_path: Path, full_path: Path, audio: list[Path],
+                step_samples: int = 16000) -> Parity:
+    """Raise VerificationError unless the pair matches the full ONNX model on ``audio``.
+
+    The same bar as the full model vs torch (``require_parity``): probabilities within 1e-3
+    and the same argmax on all but 1e-4 of frames.
+    """
+    full = OnnxModel(full_path, providers="cpu")
+    window = full.spec.window_samples
+    refs, outs = [], []
+    for path in audio:
+        signal = load_audio(path, full.spec.sample_rate)
+        signal = np.pad(signal, (0, max(0, window - len(signal))))
+        starts = list(range(0, len(signal) - window + 1, step_samples))
+        windows = np.stack([signal[s:s + window] for s in starts])
+        refs.append(onnx_logprobs(full, windows))
+        outs.append(pair_logprobs(front_path, tail_path, windows, signal, starts))
+    return require_parity(tail_path, np.concatenate(refs), np.concatenate(outs))

@@ -6,10 +6,13 @@ import numpy as np
 import onnx
 import pytest
 from conftest import wav
-from powerseg.export.shared_front import export_pair, pair_logprobs
+from powerseg.export.shared_front import export_pair, pair_logprobs, verify_pair
 from powerseg.export.verify import compare
+from powerseg.models import model_path
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.model import OnnxModel
+
+from powerseg.errors import VerificationError
 
 FILES = [("pyannote_sample", "sample"), ("ami_pyannote_debug", "dev00"),
          ("librispeech_sim_a", "sim1_00")]
@@ -42,3 +45,11 @@ def test_pair_matches_full_model(pair, step):
         outs.append(pair_logprobs(*pair, windows, signal, starts))
     parity = compare(np.concatenate(refs), np.concatenate(outs))
     assert parity.within_tolerance >= 0.9999 and parity.argmax_agreement >= 0.9999, parity
+
+
+
+def test_export_time_check_passes_and_catches_a_mismatch(pair):
+    audio = [wav("pyannote_sample", "sample")]
+    assert verify_pair(*pair, model_path("fp32"), audio).argmax_agreement >= 0.9999
+    with pytest.raises(VerificationError):  # int8 is not what the fp32 pair computes
+        verify_pair(*pair, model_path("int8"), audio)
