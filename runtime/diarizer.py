@@ -71,7 +71,8 @@ def speaker_bounds(num_speakers: int | None = None, min_speakers: int | None = N
 # speed, each one's DER cost on the shared sets measured in the README (benchmarks/presets.py).
 PRESETS: dict[str, dict[str, float | int]] = {
     "pyannote": {},
-    "fast": {"step": 2.0},  # half the chunks to segment and embed
+    # half the chunks to segment and embed; min_cluster_size counts chunks, so halved too
+    "fast": {"step": 2.0, "min_cluster_size": 6},
 }
 
 

@@ -123,7 +123,8 @@ def test_presets_resolve_and_unknown_ones_are_refused():
     from powerseg.errors import OptionError
 
     assert DiarizerOptions.preset("pyannote") == DiarizerOptions()
-    assert DiarizerOptions.preset("fast").step == 2.0
+    fast = DiarizerOptions.preset("fast")
+    assert (fast.step, fast.min_cluster_size) == (2.0, 6)
     assert DiarizerOptions.preset("fast", step=1.5, min_cluster_size=6) == \
         DiarizerOptions(step=1.5, min_cluster_size=6)
     with pytest.raises(OptionError, match="unknown preset 'quick'.*pyannote, fast"):
@@ -131,7 +132,7 @@ def test_presets_resolve_and_unknown_ones_are_refused():
 
 
 @pytest.mark.parametrize("flags, step, cluster", [
-    ([], 1.0, 12), (["--preset", "fast"], 2.0, 12),
+    ([], 1.0, 12), (["--preset", "fast"], 2.0, 6), (["--preset", "fast", "--step", "3"], 3.0, 6),
     (["--preset", "fast", "--step", "1.5", "--min-cluster-size", "6"], 1.5, 6)])
 def test_cli_preset_then_the_options_given(tmp_path, sample, flags, step, cluster):
     out = tmp_path / "sample.json"
@@ -140,13 +141,13 @@ def test_cli_preset_then_the_options_given(tmp_path, sample, flags, step, cluste
     assert (options["step"], options["min_cluster_size"]) == (step, cluster)
 
 
-def test_cli_fast_preset_is_step_two(tmp_path, sample):
+def test_cli_fast_preset_is_its_options(tmp_path, sample):
     from powerseg import Diarizer
 
     out = tmp_path / "sample.rttm"
     assert main(["diarize", str(sample), "-o", str(out), "--provider", "cpu",
                  "--preset", "fast"]) == 0
-    expected = Diarizer(step=2.0, providers="cpu")(sample).turns()
+    expected = Diarizer(step=2.0, min_cluster_size=6, providers="cpu")(sample).turns()
     assert out.read_text() == "".join(rttm_lines("sample", expected))
 
 
