@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -246,7 +247,13 @@ def test_a_killed_worker_is_replaced_and_its_file_redone(ray_cluster, tmp_path):
     for name, stamp in seen.items():  # nothing written twice: each file renamed in once
         st = (out / name).stat()
         assert (st.st_ino, st.st_mtime_ns) == stamp, name
-    assert "0 failed" in stderr and f"{len(files)} done" in stderr, stderr
+    # a file the killed worker had already renamed into place counts as skipped when its
+    # task is retried (seen under load in CI): complete either way, and written once (above)
+    summary = re.search(r"powerseg: (\d+) done, (\d+) skipped \(output exists\), (\d+) failed",
+                        stderr)
+    assert summary, stderr
+    done, skipped, failed = map(int, summary.groups())
+    assert failed == 0 and done + skipped == len(files), stderr
     assert len(workers) >= 3, workers  # two, and the one that replaced the killed one
     assert not [p for p in out.iterdir() if p.name.endswith(".part")]
 
