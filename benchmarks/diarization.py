@@ -109,9 +109,14 @@ print(json.dumps({"load_s": loaded - start, "wall_s": done - t, "duration_s": re
 def run_child(path: Path, backend: str, torch_threads: int = 1) -> dict:
     args = [sys.executable, "-c", CHILD, str(path), backend, str(SEGMENTATION_CHECKPOINT),
             str(CAMPPLUS_CHECKPOINT), str(torch_threads)]
-    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    out, err = child.stdout.read().decode(), child.stderr.read().decode()
+    # output to files, not pipes: a long recording's turns fill a pipe, and the child then
+    # blocks on it while os.wait4 waits for the child (2 h hung so)
+    with tempfile.TemporaryFile() as stdout, tempfile.TemporaryFile() as stderr:
+        child = subprocess.Popen(args, stdout=stdout, stderr=stderr)
+        _, status, usage = os.wait4(child.pid, 0)
+        stdout.seek(0)
+        stderr.seek(0)
+        out, err = stdout.read().decode(), stderr.read().decode()
     if status != 0:
         sys.exit(f"{backend} on {path.name} failed:\n{err[-2000:]}")
     doc = json.loads(out.strip().splitlines()[-1])

@@ -48,7 +48,7 @@ def main(argv=None) -> int:
     rows = []
     for config in args.configs:
         diarizer = Diarizer(providers="cpu", **parse(config))
-        totals, wall, audio = [], 0.0, 0.0
+        totals, wall = [], 0.0
         row = {"config": config, "sets": {}}
         for name in SETS:
             folder = SHARED / "audio" / name
