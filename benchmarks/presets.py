@@ -41,14 +41,13 @@ def main(argv=None) -> int:
     parser.add_argument("--configs", nargs="+", default=list(DEFAULT_CONFIGS))
     args = parser.parse_args(argv)
     from powerseg import Diarizer
-    from powerseg.evaluate import evaluate_diarization
-    from powerseg.runtime.metrics import DiarizationError
+    from powerseg.evaluate import evaluate_diarization, overall
 
-    doc = {"sets": {}, "configs": args.configs}
+    doc = {"configs": args.configs}
     rows = []
     for config in args.configs:
         diarizer = Diarizer(providers="cpu", **parse(config))
-        totals, wall = [], 0.0
+        every, wall = [], 0.0
         row = {"config": config, "sets": {}}
         for name in SETS:
             folder = SHARED / "audio" / name
@@ -58,17 +57,12 @@ def main(argv=None) -> int:
             scores = evaluate_diarization(diarizer, files, sorted((folder / "rttm").glob("*.rttm")),
                                           uem)
             wall += time.perf_counter() - start
-            errors = [DiarizationError(s.reference, s.false_alarm, s.missed, s.confusion)
-                      for s in scores]
-            total = DiarizationError(*(sum(getattr(e, k) for e in errors) for k in
-                                       ("reference", "false_alarm", "missed", "confusion")))
-            row["sets"][name] = total.error_rate
-            totals.extend(errors)
-        overall = DiarizationError(*(sum(getattr(e, k) for e in totals) for k in
-                                     ("reference", "false_alarm", "missed", "confusion")))
-        row.update(total=overall.error_rate, wall_s=wall)
+            row["sets"][name] = overall(scores, "diarization").error_rate
+            every.extend(scores)
+        total = overall(every, "diarization").error_rate
+        row.update(total=total, wall_s=wall)
         rows.append(row)
-        print(f"{config:32s} total DER {100 * overall.error_rate:6.2f} %  "
+        print(f"{config:32s} total DER {100 * total:6.2f} %  "
               + "  ".join(f"{n} {100 * v:.2f}" for n, v in row["sets"].items())
               + f"  wall {wall:6.1f} s", flush=True)
     base = rows[0]["wall_s"]
