@@ -141,7 +141,7 @@ def _mel_layers(o: FbankOptions) -> list[tuple[np.ndarray, np.ndarray, np.ndarra
     the bins between are zero in that layer's weights, so they add nothing.
     """
     banks = _mel_banks(o)
-    layers: list[list[int]] = []
+    layers: list[list[tuple[int, int]]] = []  # per layer: (filter, its first bin)
     ends: list[int] = []
     for m in range(banks.shape[1]):
         nonzero = np.flatnonzero(banks[:, m])
@@ -151,13 +151,12 @@ def _mel_layers(o: FbankOptions) -> list[tuple[np.ndarray, np.ndarray, np.ndarra
         if layer == len(layers):
             layers.append([])
             ends.append(0)
-        layers[layer].append(m)
+        layers[layer].append((m, int(nonzero[0])))
         ends[layer] = int(nonzero[-1]) + 1
     out = []
-    for filters in layers:
-        weights = banks[:, filters].sum(axis=1, dtype=F32)
-        starts = np.array([np.flatnonzero(banks[:, m])[0] for m in filters], np.intp)
-        out.append((weights, starts, np.array(filters, np.intp)))
+    for layer in layers:
+        filters, starts = (np.array(column, np.intp) for column in zip(*layer, strict=True))
+        out.append((banks[:, filters].sum(axis=1, dtype=F32), starts, filters))
     return out
 
 
