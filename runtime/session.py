@@ -128,11 +128,7 @@ class OnnxSession:
             return
         options = ort.RunOptions()
         options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        try:
-            self.session.run(None, self._smallest_feed(), options)
-        except Exception as error:  # onnxruntime's own untyped runtime errors
-            raise ModelError(f"{self.path}: onnxruntime failed to run the model "
-                             f"({ort_reason(error)})") from None
+        self.run(self._smallest_feed(), options)
 
     def _smallest_feed(self) -> dict[str, np.ndarray]:
         """Zeros of each input's shape, its free dimensions at 1."""
@@ -141,10 +137,11 @@ class OnnxSession:
                                  types.get(i.type, np.float32))
                 for i in self.session.get_inputs()}
 
-    def run(self, feed: dict[str, np.ndarray]) -> np.ndarray:
+    def run(self, feed: dict[str, np.ndarray],
+            options: ort.RunOptions | None = None) -> np.ndarray:
         """The first output of one run, as float32; onnxruntime's errors as ModelError."""
         try:
-            out = self.session.run(None, feed)[0]
+            out = self.session.run(None, feed, options)[0]
         except Exception as error:  # onnxruntime's own untyped runtime errors
             raise ModelError(f"{self.path}: onnxruntime failed to run the model "
                              f"({ort_reason(error)})") from None
