@@ -71,7 +71,7 @@ def onnx_model(variant: str, threads: int, provider: str):
 
     def forward(windows: np.ndarray) -> np.ndarray:
         parts = np.array_split(windows, min(model.workers, len(windows)))
-        return np.concatenate(model.run_batches(parts))
+        return np.concatenate(model.map(model, parts))
 
     forward.spec, forward.workers = model.spec, model.workers
     return forward

@@ -49,14 +49,20 @@ if backend == "torch":
     from powerseg.export import load_checkpoint
     from powerseg.export.campplus_checkpoint import load_campplus
 
+    from powerseg.runtime.windows import SampleWindows
+
     class TorchSegmentation:
         def __init__(self, model, onnx):
             self.model, self.spec, self.provider, self.workers = model, onnx.spec, "torch", 1
-        def __call__(self, windows):
+            self.front = None
+        def windows(self, step_samples):
+            return SampleWindows("waveforms", self.spec.window_samples, step_samples)
+        def infer_async(self, batch):
+            from concurrent.futures import Future
+            done = Future()
             with torch.inference_mode():
-                return self.model(torch.from_numpy(windows)[:, None]).numpy()
-        def run_batches(self, batches):
-            return [self(b) for b in batches]
+                done.set_result(self.model(torch.from_numpy(batch["waveforms"])).numpy())
+            return done
 
     class TorchEmbedding:
         def __init__(self, model, onnx):

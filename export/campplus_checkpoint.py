@@ -11,9 +11,10 @@ from pathlib import Path
 import torch
 
 from powerseg.errors import CheckpointError
+from powerseg.models import sha256
 
 from .campplus import CAMPPlus
-from .checkpoint import sha256, unpickle
+from .checkpoint import unpickle
 
 # campplus_cn_en_common.pt (3D-Speaker zh_en "common advanced", ModelScope revision v1.0.0)
 CAMPPLUS_SHA256 = "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199"

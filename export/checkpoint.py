@@ -9,7 +9,6 @@ allow-list with inert stand-ins for exactly those classes, so any other global
 from __future__ import annotations
 
 import enum
-import hashlib
 import pickle
 import re
 import zipfile
@@ -20,6 +19,7 @@ import torch
 from torch.torch_version import TorchVersion
 
 from powerseg.errors import CheckpointError, CheckpointNotFoundError
+from powerseg.models import sha256
 
 from .pyannet import PyanNet
 
@@ -57,14 +57,6 @@ _ALLOWED = [
     (Specifications, f"{_TASK}.Specifications"),
     TorchVersion,
 ]
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:

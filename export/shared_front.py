@@ -1,9 +1,24 @@
-"""Front/tail split of PyanNet that shares the sinc convolution between overlapping windows.
+"""PyanNet split into a front (run once over the signal) and a tail (run per window), exactly.
 
-With the waveform InstanceNorm's gamma > 0, a window's first pooled block is
-``maxpool3(|conv(norm(x))|) = a * max(max3(c) + d, negmin3(c) - d)`` where ``c = conv(x)`` of the
-raw signal (computed once for all windows), ``a = gamma / s`` and
-``d = (beta - gamma mu / s) * sum(f) / a`` from the window's mean ``mu`` and ``s = sqrt(var + eps)``.
+Overlapping windows share most of their samples, and the sinc convolution (a quarter of the
+model's arithmetic) does not depend on the window: with the waveform InstanceNorm's gamma > 0,
+a window's first pooled block is
+
+    maxpool3(|conv(norm(x))|) = a * max(max3(c) + d, max3(-c) - d)
+
+where ``c = conv(x)`` of the raw signal, ``max3`` is a 3-wide max with stride 3 from the window's
+first conv frame, ``a = gamma / s``, ``d = sum(f) * (beta * s / gamma - mu)``, and ``mu``,
+``s = sqrt(var + eps)`` are the window's mean and standard deviation. So:
+
+- the **front** takes fixed blocks of signal and returns, for each of the 3 pooling phases, the
+  3-wide max of ``c`` and of ``-c``: time-major rows a stream can append and a window can slice;
+- the runtime forms the expression above from one window's rows, mean and variance
+  (``runtime/front.py``: a few passes over the rows it copies anyway);
+- the **tail** is the rest of the model, InstanceNorm(80) onwards, unchanged.
+
+Both are self-describing ONNX files: the front's metadata gives its block geometry, the tail's
+the model geometry, the conv stride, the constants of the expression (gamma, beta, eps, the
+filter sums) and the front file (name and sha256).
 """
 
 from __future__ import annotations
@@ -14,43 +29,56 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import torch
 import torch.nn.functional as F
-from powerseg.runtime.audio import load_audio
-from powerseg.runtime.model import OnnxModel
 from torch import nn
 
-from .checkpoint import sha256
+from powerseg.models import sha256
+from powerseg.runtime.audio import load_audio
+from powerseg.runtime.framing import Framing
+from powerseg.runtime.model import OnnxModel, window_logprobs
+
 from .onnx_export import OPSET, OUTPUT_NAME, freeze_sinc, metadata, set_metadata
 from .pyannet import PyanNet
 from .verify import Parity, onnx_logprobs, require_parity
 
+POOL = 3
+# Conv frames per front block (a multiple of the pooling width): small enough that a stream's
+# provisional block (runtime/front.py) is cheap, large enough that the 2 frames each block
+# shares with the next (pooling phases 1 and 2) cost under 1 %.
+BLOCK_FRAMES = 240
+
 
 class Front(nn.Module):
-    """Raw signal (1, 1, n) -> 3-wide stride-1 max of c and of -c, each (1, 80, frames - 2)."""
+    """(blocks, 1, block_samples) signal -> (3 phases, blocks, rows, 2, filters) pooled rows.
 
-    def __init__(self, conv: nn.Conv1d):
+    Row ``r`` of phase ``p`` holds max(c[3r + p .. 3r + p + 2]) and max(-c[...]) per filter,
+    ``c`` being the block's conv frames (two more than the block, for phases 1 and 2): a 3-wide
+    stride-1 max, whose frame ``3r + p`` is that row. Phase-major, so that each phase's rows of
+    consecutive blocks are contiguous, as a window takes them.
+    """
+
+    def __init__(self, conv: nn.Conv1d, block_frames: int):
         super().__init__()
-        self.conv = conv
+        self.conv, self.block_frames = conv, block_frames
 
-    def forward(self, signal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        c = self.conv(signal)
-        return F.max_pool1d(c, 3, 1), F.max_pool1d(-c, 3, 1)
+    def forward(self, signal: torch.Tensor) -> torch.Tensor:
+        c = self.conv(signal)  # (blocks, filters, block_frames + 2)
+        pooled = F.max_pool1d(torch.cat([c, -c], 1), POOL, 1)  # (blocks, 2 x filters, frames)
+        rows = pooled.reshape(-1, 2, self.conv.out_channels, self.block_frames // POOL, POOL)
+        return rows.permute(4, 0, 3, 1, 2)
 
 
 class Tail(nn.Module):
-    """Gathered (B, 80, 5325) max3/negmin3, scale a (B, 1, 1), shift d (B, 80, 1) -> log-probs."""
+    """One window's first pooled block (B, rows, filters), time-major -> log-probabilities."""
 
     def __init__(self, model: PyanNet):
         super().__init__()
         self.model = model
 
-    def forward(self, max3: torch.Tensor, negmin3: torch.Tensor, scale: torch.Tensor,
-                shift: torch.Tensor) -> torch.Tensor:
+    def forward(self, first: torch.Tensor) -> torch.Tensor:
         m, sinc = self.model, self.model.sincnet
-        out = scale * torch.maximum(max3 + shift, negmin3 - shift)
-        out = F.leaky_relu(sinc.norm1d[0](out))
+        out = F.leaky_relu(sinc.norm1d[0](first.transpose(1, 2)))
         for c in (1, 2):
             out = F.leaky_relu(sinc.norm1d[c](sinc.pool1d[c](sinc.conv1d[c](out))))
         out, _ = m.lstm(out.transpose(1, 2))
@@ -59,103 +87,87 @@ class Tail(nn.Module):
         return F.log_softmax(m.classifier(out), dim=-1)
 
 
-def split(model: PyanNet) -> tuple[Front, Tail, dict]:
-    """The two halves of ``model`` (sinc filters frozen) and the constants the gather needs."""
-    frozen = freeze_sinc(model)
-    conv = frozen.sincnet.conv1d[0]
+def first_block_constants(frozen: PyanNet) -> dict[str, str]:
+    """gamma, beta, eps of the waveform InstanceNorm and the (frozen) sinc filters' sums, as
+    metadata: what the runtime needs to form a window's first block from front rows."""
     norm = frozen.sincnet.wav_norm1d
-    if float(norm.weight.detach()) <= 0:
+    gamma = float(norm.weight.detach())
+    if gamma <= 0:
         raise ValueError("wav InstanceNorm gamma <= 0: the shared front-end is not exact")
-    consts = {"gamma": float(norm.weight.detach()), "beta": float(norm.bias.detach()),
-              "eps": float(norm.eps), "filter_sums": conv.weight.detach().sum(dim=(1, 2)).tolist(),
-              "stride": conv.stride[0], "kernel": conv.kernel_size[0], "pool": 3}
-    return Front(conv).eval(), Tail(frozen).eval(), consts
+    sums = frozen.sincnet.conv1d[0].weight.detach().sum(dim=(1, 2))
+    return {"wav_norm_gamma": repr(gamma), "wav_norm_beta": repr(float(norm.bias.detach())),
+            "wav_norm_eps": repr(float(norm.eps)),
+            "sinc_filter_sums": json.dumps([float(v) for v in sums])}
 
 
-def pair_logprobs(front_path: Path, tail_path: Path, windows: np.ndarray,
-                  signal: np.ndarray, starts: list[int]) -> np.ndarray:
-    """Log-probs of ``windows`` (taken from ``signal`` at sample ``starts``) through the pair.
-
-    The front runs once over ``signal``; each window's slices, scale and shift are gathered
-    from the tail's metadata alone (the export-time check of what the runtime will do).
-    """
-    options = ort.SessionOptions()
-    options.log_severity_level = 3
-    front = ort.InferenceSession(str(front_path), options, providers=["CPUExecutionProvider"])
-    tail = ort.InferenceSession(str(tail_path), options, providers=["CPUExecutionProvider"])
-    meta = tail.get_modelmeta().custom_metadata_map
-    stride, kernel, pool = (int(meta[k]) for k in ("sinc_stride", "sinc_kernel", "pool"))
-    gamma, beta, eps = (float(meta[k]) for k in ("wav_norm_gamma", "wav_norm_beta", "wav_norm_eps"))
-    sums = np.asarray(json.loads(meta["sinc_filter_sums"]), np.float64)[None, :, None]
-    if any(s % stride for s in starts):
-        raise ValueError(f"window starts must be multiples of the conv stride ({stride})")
-    max3, negmin3 = front.run(None, {"signal": signal[None, None].astype(np.float32)})
-    idx = np.arange((1 + (windows.shape[-1] - kernel) // stride) // pool) * pool
-    out = []
-    for i in range(0, len(windows), 32):
-        part, at = windows[i:i + 32].astype(np.float64), starts[i:i + 32]
-        sd = np.sqrt(part.var(-1, keepdims=True) + eps)
-        scale = (gamma / sd)[:, :, None]
-        shift = (beta - gamma * part.mean(-1, keepdims=True) / sd)[:, :, None] * sums / scale
-        feed = {"max3": np.stack([max3[0][:, s // stride + idx] for s in at]),
-                "negmin3": np.stack([negmin3[0][:, s // stride + idx] for s in at]),
-                "scale": scale.astype(np.float32), "shift": shift.astype(np.float32)}
-        out.append(tail.run(None, feed)[0])
-    return np.concatenate(out)
-
-
-def export_pair(model: PyanNet, front_path: Path, tail_path: Path, opset: int = OPSET) -> None:
-    """Write the front (dynamic length) and tail (dynamic batch) ONNX files, with metadata.
-
-    Not shipped yet: the runtime does not use the pair (see benchmarks/README.md).
-    """
-    front, tail, consts = split(model)
-    frames = (1 + (model.num_samples - consts["kernel"]) // consts["stride"]) // consts["pool"]
-    pooled = torch.zeros(1, 80, frames)
+def export_pair(model: PyanNet, front_path: Path, tail_path: Path,
+                block_frames: int = BLOCK_FRAMES, opset: int = OPSET) -> None:
+    """Write the front (dynamic number of blocks) and the fp32 tail (dynamic batch), with metadata."""
+    if block_frames % POOL:
+        raise ValueError(f"block_frames ({block_frames}) must be a multiple of {POOL}")
+    frozen = freeze_sinc(model)  # sinc filters computed once into a plain conv
+    front, tail = Front(frozen.sincnet.conv1d[0], block_frames).eval(), Tail(frozen).eval()
+    conv = front.conv
+    stride, kernel, filters = conv.stride[0], conv.kernel_size[0], conv.out_channels
+    block_samples = stride * (block_frames + POOL - 2) + kernel
+    window_frames = (1 + (model.num_samples - kernel) // stride) // POOL
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # instance norm in eval mode, LSTM batch_first: benign
-        torch.onnx.export(front, (torch.zeros(1, 1, model.num_samples),), str(front_path),
-                          input_names=["signal"], output_names=["max3", "negmin3"],
-                          dynamic_axes={"signal": {2: "samples"}, "max3": {2: "frames"},
-                                        "negmin3": {2: "frames"}},
+        torch.onnx.export(front, (torch.zeros(1, 1, block_samples),), str(front_path),
+                          input_names=["signal"], output_names=["pooled"],
+                          dynamic_axes={"signal": {0: "blocks"}, "pooled": {1: "blocks"}},
                           opset_version=opset, do_constant_folding=True, dynamo=False)
-        torch.onnx.export(tail, (pooled, pooled, torch.ones(1, 1, 1), torch.zeros(1, 80, 1)),
-                          str(tail_path), input_names=["max3", "negmin3", "scale", "shift"],
-                          output_names=[OUTPUT_NAME],
-                          dynamic_axes={n: {0: "batch"} for n in
-                                        ("max3", "negmin3", "scale", "shift", OUTPUT_NAME)},
+        torch.onnx.export(tail, (torch.zeros(1, window_frames, filters),), str(tail_path),
+                          input_names=["first"], output_names=[OUTPUT_NAME],
+                          dynamic_axes={"first": {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
                           opset_version=opset, do_constant_folding=True, dynamo=False)
-    front_proto = onnx.load(str(front_path))
     props = metadata(model, "fp32")
-    set_metadata(front_proto, {**props, "role": "shared_front"})
-    onnx.save(front_proto, str(front_path))
-    tail_proto = onnx.load(str(tail_path))
-    set_metadata(tail_proto, {
-        **props, "role": "shared_tail", "sinc_stride": str(consts["stride"]),
-        "sinc_kernel": str(consts["kernel"]), "pool": str(consts["pool"]),
-        "wav_norm_gamma": repr(consts["gamma"]), "wav_norm_beta": repr(consts["beta"]),
-        "wav_norm_eps": repr(consts["eps"]), "sinc_filter_sums": json.dumps(consts["filter_sums"]),
-        "front_model": json.dumps({"file": front_path.name, "sha256": sha256(front_path)})})
-    for proto, path in ((front_proto, front_path), (tail_proto, tail_path)):
-        onnx.checker.check_model(proto, full_check=True)
-    onnx.save(tail_proto, str(tail_path))
+    front_props = {key: props[key] for key in ("model", "sample_rate", "checkpoint_sha256",
+                                               "producer", "producer_version", "license")}
+    _finish(front_path, {**front_props, "kind": "segmentation_front", "role": "shared_front",
+                         "sinc_stride": str(stride), "sinc_kernel": str(kernel),
+                         "pool": str(POOL), "block_frames": str(block_frames),
+                         "block_samples": str(block_samples)},
+            output_shape=(POOL, "blocks", block_frames // POOL, 2, filters))
+    _finish(tail_path, {**props, "kind": "segmentation", "role": "shared_tail",
+                        "sinc_stride": str(stride), "pool": str(POOL),
+                        **first_block_constants(frozen),
+                        "front_model": front_reference(front_path)})
 
 
-def verify_pair(front_path: Path, tail_path: Path, full_path: Path, audio: list[Path],
-                step_samples: int = 16000) -> Parity:
-    """Raise VerificationError unless the pair matches the full ONNX model on ``audio``.
+def front_reference(front_path: Path) -> str:
+    """The tail's pointer to its front: file name (beside the tail) and sha256."""
+    return json.dumps({"file": front_path.name, "sha256": sha256(front_path)})
 
-    The same bar as the full model vs torch (``require_parity``): probabilities within 1e-3
-    and the same argmax on all but 1e-4 of frames.
+
+def _finish(path: Path, props: dict[str, str], output_shape: tuple = ()) -> None:
+    """Metadata (and the output's static shape, where the exporter left names) on a saved file."""
+    proto = onnx.load(str(path))
+    for dim, size in zip(proto.graph.output[0].type.tensor_type.shape.dim, output_shape):
+        if isinstance(size, int):
+            dim.dim_value = size
+        else:
+            dim.dim_param = size
+    proto.producer_name, proto.producer_version = "powerseg", props["producer_version"]
+    set_metadata(proto, props)
+    onnx.checker.check_model(proto, full_check=True)
+    onnx.save(proto, str(path))
+
+
+def verify_pair(full_path: Path, tail_path: Path, audio: list[Path], step: float = 1.0) -> Parity:
+    """Raise VerificationError unless the pair, run as a stream runs it, matches the full model.
+
+    Every ``step`` window of each file goes through the runtime's own shared-front path (front
+    blocks over the whole signal, rows sliced per window) and through the full model, held to
+    the export's bar (``require_parity``).
     """
     full = OnnxModel(full_path, providers="cpu")
-    window = full.spec.window_samples
+    pair = OnnxModel(tail_path, providers="cpu")
+    framing = Framing(full.spec, step)
     refs, outs = [], []
     for path in audio:
         signal = load_audio(path, full.spec.sample_rate)
-        signal = np.pad(signal, (0, max(0, window - len(signal))))
-        starts = list(range(0, len(signal) - window + 1, step_samples))
-        windows = np.stack([signal[s:s + window] for s in starts])
-        refs.append(onnx_logprobs(full, windows))
-        outs.append(pair_logprobs(front_path, tail_path, windows, signal, starts))
-    return require_parity(tail_path, np.concatenate(refs), np.concatenate(outs))
+        refs.append(onnx_logprobs(full, framing.windows(signal)))
+        outs.append(window_logprobs(pair, signal, framing))
+    return require_parity(tail_path, np.concatenate(refs), np.concatenate(outs),
+                          f"the full model {full_path.name}")

@@ -50,10 +50,14 @@ def speaker_order_agreement(reference: np.ndarray, candidate: np.ndarray,
     pipeline re-matches them by embedding), and a near-tie can swap the slots of a whole
     window; this counts the decisions that matter downstream.
     """
-    ref = mapping[reference.argmax(-1)].astype(bool)  # (chunks, frames, speakers)
-    cand = mapping[candidate.argmax(-1)].astype(bool)
+    return active_speaker_agreement(mapping[reference.argmax(-1)], mapping[candidate.argmax(-1)])
+
+
+def active_speaker_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """``speaker_order_agreement`` of (chunks, frames, speakers) 0/1 activations."""
+    ref, cand = reference.astype(bool), candidate.astype(bool)
     best = np.zeros(len(ref))
-    for order in itertools.permutations(range(mapping.shape[1])):
+    for order in itertools.permutations(range(ref.shape[-1])):
         best = np.maximum(best, (cand[..., list(order)] == ref).all(-1).mean(-1))
     return float(best.mean())
 
@@ -94,12 +98,13 @@ def verify(onnx_path: Path, torch_model: PyanNet, audio: list[Path]) -> Parity:
                           onnx_logprobs(model, windows))
 
 
-def require_parity(onnx_path: Path, torch_out: np.ndarray, onnx_out: np.ndarray) -> Parity:
-    """``compare`` torch's and the ONNX file's log-probabilities; raise if they disagree."""
-    parity = compare(torch_out, onnx_out)
+def require_parity(onnx_path: Path, reference: np.ndarray, onnx_out: np.ndarray,
+                   reference_name: str = "torch") -> Parity:
+    """``compare`` the reference's and the ONNX file's log-probabilities; raise if they disagree."""
+    parity = compare(reference, onnx_out)
     bad = max(1 - parity.within_tolerance, 1 - parity.argmax_agreement)
     if bad > MAX_BAD_FRAMES:
         raise VerificationError(
-            f"{onnx_path}: ONNX and torch disagree on {bad:.4%} of {parity.frames} frames "
+            f"{onnx_path}: ONNX and {reference_name} disagree on {bad:.4%} of {parity.frames} frames "
             f"(allowed {MAX_BAD_FRAMES:.2%}; worst probability difference {parity.worst:.2e})")
     return parity

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from importlib.resources import files
 from pathlib import Path
 
 from powerseg.errors import ModelError, ModelNotFoundError
 
 SEGMENTATION, SPEAKER_EMBEDDING = "segmentation", "speaker_embedding"  # metadata "kind"
+SEGMENTATION_FRONT = "segmentation_front"  # the front of a shared front-end pair
 
 VARIANTS = {
     "fp32": "segmentation-3.0.onnx",
@@ -17,8 +19,14 @@ VARIANTS = {
 EMBEDDINGS = {
     "campplus": "campplus.onnx",  # 3D-Speaker CAM++, 192-dim speaker embeddings
 }
+# The tails of the shared front-end pairs (each names its front in its metadata): what a
+# Segmenter runs on CPU for these variants (runtime/front.py). fp16 is for GPUs: no pair.
+SHARED_TAILS = {
+    "fp32": "segmentation-3.0.tail.onnx",
+    "int8": "segmentation-3.0.int8.tail.onnx",
+}
 SHIPPED = {SEGMENTATION: VARIANTS, SPEAKER_EMBEDDING: EMBEDDINGS}
-USER = {SEGMENTATION: "Segmenter", SPEAKER_EMBEDDING: "Embedder"}
+USER = {SEGMENTATION: "Segmenter", SEGMENTATION_FRONT: "Segmenter", SPEAKER_EMBEDDING: "Embedder"}
 
 
 def model_path(variant: str, kind: str = SEGMENTATION) -> Path:
@@ -30,7 +38,25 @@ def model_path(variant: str, kind: str = SEGMENTATION) -> Path:
             if other else ""
         raise ModelError(f"unknown model {variant!r}{hint}: use one of {', '.join(names)} "
                          "or the path of an .onnx file")
-    path = Path(str(files(__name__).joinpath(names[variant])))
+    return _shipped(names[variant], variant)
+
+
+def shared_tail_path(variant: str) -> Path | None:
+    """The tail of a shipped variant's shared front-end pair, None for a variant without one."""
+    return _shipped(SHARED_TAILS[variant], variant) if variant in SHARED_TAILS else None
+
+
+def _shipped(name: str, variant: str) -> Path:
+    path = Path(str(files(__name__).joinpath(name)))
     if not path.is_file():
         raise ModelNotFoundError(f"{path}: shipped model {variant!r} is missing from this install")
     return path
+
+
+def sha256(path: str | Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (the manifest's and the pair's checksums)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

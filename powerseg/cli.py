@@ -57,6 +57,9 @@ def _model_options(parser: argparse.ArgumentParser, soft: bool = True,
                        help="onnxruntime threads (default: one per core)")
     group.add_argument("--provider", default="auto", help="auto (default), cpu, cuda, or an "
                        "onnxruntime provider name")
+    group.add_argument("--no-shared-front", dest="shared_front", action="store_false",
+                       help="run the full model on every window, not fp32/int8's shared "
+                       "front-end pair (the sinc convolution once over the signal; same scores)")
     if soft:
         group.add_argument("--soft", action="store_true",
                            help="soft powerset decoding (probabilities) instead of argmax")
@@ -230,7 +233,8 @@ def _segmenter(args: argparse.Namespace):
 
     step = STEP if args.step is None else args.step  # None: eval/plot's diarization preset
     return Segmenter(model=args.model, step=step, batch_size=args.batch_size,
-                     threads=args.threads, providers=args.provider, soft=args.soft)
+                     threads=args.threads, providers=args.provider, soft=args.soft,
+                     shared_front=args.shared_front)
 
 
 def _binarize(args: argparse.Namespace):
@@ -245,7 +249,8 @@ def _task(args: argparse.Namespace):
     from powerseg.batch import Task
 
     segmenter = dict(model=args.model, step=args.step, batch_size=args.batch_size,
-                     threads=args.threads, providers=args.provider)
+                     threads=args.threads, providers=args.provider,
+                     shared_front=args.shared_front)
     if args.command == "scores":
         task = Task("scores", "npz", dict(segmenter, soft=args.soft))
     else:
@@ -273,7 +278,8 @@ def _diarizer_options(args: argparse.Namespace) -> dict:
     return {**PRESETS[args.preset], **{k: v for k, v in given.items() if v is not None},
             "segmentation": args.model, "embedding": args.embedding,
             "min_duration_off": args.min_duration_off, "batch_size": args.batch_size,
-            "threads": args.threads, "providers": args.provider}
+            "threads": args.threads, "providers": args.provider,
+            "shared_front": args.shared_front}
 
 
 def _diarizer(args: argparse.Namespace):
@@ -460,7 +466,11 @@ def _export(args: argparse.Namespace) -> int:
     manifest = build(args.checkpoint, args.output, args.quantize, args.audio, args.token, command,
                      args.embedding_checkpoint)
     for name, entry in manifest["files"].items():
-        parity = entry.get("parity_vs_torch") or entry.get("parity_vs_fp32")
+        parity = entry.get("parity_vs_torch") or entry.get("parity_vs_fp32") or \
+            entry.get("parity_vs_full")
+        if entry.get("role") == "shared_front":
+            print(f"{args.output.parent / name}: the shared front-end of the .tail.onnx files")
+            continue
         if entry["kind"] != "segmentation":
             print(f"{args.output.parent / name}: {entry['kind']}, max difference from torch "
                   f"{parity['max_abs_diff']:.2e}, lowest cosine {parity['min_cosine']:.7f}")

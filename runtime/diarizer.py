@@ -90,6 +90,7 @@ class DiarizerOptions:
     batch_size: int = 2  # segmentation windows per model call
     threads: int | None = None  # parallel single-threaded model runs; None = one per core
     providers: str | tuple = "auto"  # "auto", "cpu", "cuda" or onnxruntime provider list
+    shared_front: bool = True  # segmentation on its shared front-end pair where it applies
 
     def __post_init__(self) -> None:
         for name in ("segmentation", "embedding"):
@@ -210,15 +211,17 @@ class Diarizer:
                  threshold: float | None = None, min_cluster_size: int = 12,
                  exclude_overlap: bool = True, min_duration_off: float = 0.0,
                  batch_size: int = 2, threads: int | None = None,
-                 providers: str | list | tuple = "auto", options: DiarizerOptions | None = None):
+                 providers: str | list | tuple = "auto", shared_front: bool = True,
+                 options: DiarizerOptions | None = None):
         self.options = options or DiarizerOptions(
             segmentation=segmentation, embedding=embedding, step=step, threshold=threshold,
             min_cluster_size=min_cluster_size, exclude_overlap=exclude_overlap,
             min_duration_off=min_duration_off, batch_size=batch_size, threads=threads,
-            providers=providers)
+            providers=providers, shared_front=shared_front)
         o = self.options
         self.segmenter = Segmenter(model=o.segmentation, step=o.step, batch_size=o.batch_size,
-                                   threads=o.threads, providers=o.providers, soft=False)
+                                   threads=o.threads, providers=o.providers, soft=False,
+                                   shared_front=o.shared_front)
         self.embedder = Embedder(model=o.embedding, threads=o.threads, providers=o.providers)
 
     def _min_clean_frames(self) -> int | None:

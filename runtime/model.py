@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from powerseg.errors import ModelError
 from powerseg.models import SEGMENTATION
 
+from .front import TAIL_INPUT, FirstBlock, FrontModel, FrontWindows
 from .session import OnnxSession
+from .windows import SampleWindows, Window, WindowSource, stack
+
+if TYPE_CHECKING:
+    from .framing import Framing
 
 REQUIRED_METADATA = ("sample_rate", "window_samples", "num_frames", "frame_start_samples",
                      "frame_step_samples", "frame_duration_samples", "num_speakers",
@@ -79,7 +86,12 @@ class ModelSpec:
 
 
 class OnnxModel(OnnxSession):
-    """Runs fixed-size windows through onnxruntime: (batch, window) -> (batch, frames, classes)."""
+    """A segmentation model: fixed-size windows in, (batch, frames, classes) log-probabilities out.
+
+    Either the full model (a window's samples in), or the tail of a shared front-end pair
+    (metadata ``role`` "shared_tail": front rows in), whose front is loaded from beside it.
+    ``windows(step)`` makes what each takes from pushed samples; ``infer`` runs a batch of it.
+    """
 
     KIND = SEGMENTATION
 
@@ -87,37 +99,83 @@ class OnnxModel(OnnxSession):
                  providers: str | list = "auto"):
         super().__init__(model, threads, providers)
         self.spec = ModelSpec.from_metadata(self.metadata, str(self.path))
+        self.front, self.first_block = None, None
+        if self.metadata.get("role") == "shared_tail":
+            self.first_block = FirstBlock.from_metadata(self.metadata, str(self.path))
+            self.front = FrontModel.of_tail(self, threads, providers)
         self._check_io()
 
-    def run_batches(self, batches: list[np.ndarray]) -> list[np.ndarray]:
-        """Several (batch, window_samples) arrays at once, one per worker; outputs in order."""
-        return self.map(self, batches)
+    def windows(self, step_samples: int) -> WindowSource:
+        """A new source of this model's windows every ``step_samples``, for one stream."""
+        if self.front is None:
+            return SampleWindows(self._input, self.spec.window_samples, step_samples)
+        return FrontWindows(self.front, self.first_block, self.spec.window_samples, step_samples)
+
+    def accepts_step(self, step_samples: int) -> bool:
+        """Whether windows can start every ``step_samples`` (a pair's: whole conv strides)."""
+        return self.front is None or step_samples % self.front.spec.stride == 0
+
+    def infer_async(self, batch: dict[str, np.ndarray]) -> Future:
+        """``infer`` on a worker: the future of one batch's log-probabilities."""
+        return self.submit(self.infer, batch)
+
+    def release_memory(self) -> None:
+        super().release_memory()
+        if self.front is not None:
+            self.front.release_memory()
 
     def _check_io(self) -> None:
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        spec = self.spec
         if len(inputs) != 1 or len(outputs) != 1:
             raise ModelError(f"{self.path}: expected one input and one output")
-        shape, spec = inputs[0].shape, self.spec
-        if len(shape) != 3 or shape[1] != 1 or shape[2] != spec.window_samples:
-            raise ModelError(f"{self.path}: input shape {shape} is not (batch, 1, "
-                             f"{spec.window_samples}) as its metadata says; not a usable "
-                             "segmentation model (re-export it with `powerseg export`)")
+        shape = inputs[0].shape
+        if self.front is None:
+            if len(shape) != 3 or shape[1] != 1 or shape[2] != spec.window_samples:
+                raise ModelError(f"{self.path}: input shape {shape} is not (batch, 1, "
+                                 f"{spec.window_samples}) as its metadata says; not a usable "
+                                 "segmentation model (re-export it with `powerseg export`)")
+        else:
+            front = self.front.spec
+            expected = [front.window_rows(spec.window_samples), front.row_shape[-1]]
+            if inputs[0].name != TAIL_INPUT or shape[1:] != expected or \
+                    len(self.first_block.sums) != front.row_shape[-1]:
+                raise ModelError(f"{self.path}: input {inputs[0].name} {shape} is not "
+                                 f"{TAIL_INPUT} (batch, {expected[0]}, {expected[1]}), the first "
+                                 f"block made from {self.front.path.name}'s rows; re-export the "
+                                 "pair with `powerseg export`")
         out = outputs[0].shape
         if len(out) != 3 or out[1] != spec.num_frames or out[2] != len(spec.mapping):
             raise ModelError(f"{self.path}: output shape {out} is not (batch, {spec.num_frames}, "
                              f"{len(spec.mapping)}) as its metadata says; not a usable "
                              "segmentation model (re-export it with `powerseg export`)")
-        self._input, self._input_type = inputs[0].name, inputs[0].type
+        self._input = inputs[0].name
+        self._dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
 
     def __call__(self, windows: np.ndarray) -> np.ndarray:
-        """(batch, window_samples) float32 -> (batch, num_frames, classes) log-probabilities."""
+        """(batch, window_samples) float32 -> (batch, num_frames, classes) log-probabilities.
+
+        Each window on its own: a pair's tail gets front rows computed from that window alone.
+        """
+        if self.front is None:
+            return self.infer({self._input: windows[:, None, :]})
+        made = []
+        for window in windows:
+            source = self.windows(self.spec.window_samples)
+            source.append(window)
+            made += source.rest(1)
+        return self.infer(stack(made))
+
+    def infer(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """One batch of inputs, each with a leading window axis -> log-probabilities."""
         per_run = self.spec.windows_per_run
-        if per_run and len(windows) > per_run:
-            return np.concatenate([self(windows[i:i + per_run])
-                                   for i in range(0, len(windows), per_run)])
-        dtype = np.float16 if self._input_type == "tensor(float16)" else np.float32
-        feed = np.ascontiguousarray(windows[:, None, :], dtype=dtype)
-        out = self.run({self._input: feed})
+        count = len(next(iter(batch.values())))
+        if per_run and count > per_run:
+            return np.concatenate([self.infer({name: value[i:i + per_run]
+                                               for name, value in batch.items()})
+                                   for i in range(0, count, per_run)])
+        out = self.run({name: np.ascontiguousarray(value, dtype=self._dtype)
+                        for name, value in batch.items()})
         # Finite audio in, so NaN (or a log-probability of +inf) out means damaged weights;
         # -inf is a legitimate log(0), which fp16 log_softmax does produce.
         if np.isnan(out).any() or np.isposinf(out).any():
@@ -125,3 +183,19 @@ class OnnxModel(OnnxSession):
                              "weights are corrupt: re-download it or re-export it with "
                              "`powerseg export`")
         return out
+
+
+def window_logprobs(model: OnnxModel, signal: np.ndarray, framing: Framing,
+                    batch_size: int = 32) -> np.ndarray:
+    """Every window of a whole signal, made as a stream makes them (pyannote's last window
+    zero-padded), through ``model``: (chunks, frames, classes)."""
+    def run(windows: list[Window]) -> list[np.ndarray]:
+        return [model.infer(stack(windows[i:i + batch_size]))
+                for i in range(0, len(windows), batch_size)]
+
+    source = model.windows(framing.step_samples)
+    source.append(signal)
+    ready = list(iter(source.next, None))
+    outs = run(ready)  # before ``rest``, which appends padding: the windows are views
+    full, has_last = framing.num_chunks(len(signal))
+    return np.concatenate(outs + run(source.rest(full + has_last - len(ready))))

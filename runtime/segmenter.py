@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from powerseg.errors import AudioError, OptionError
+from powerseg.models import shared_tail_path
 
 from .audio import blocks, prepare
 from .binarize import BinarizeOptions, Region, binarize
 from .framing import Framing
 from .model import OnnxModel
+from .providers import CPU, resolve_providers
 from .stream import FrameScores, Stream, WindowHook
 
 
@@ -27,6 +29,9 @@ class SegmenterOptions:
     threads: int | None = None  # onnxruntime intra-op threads; None = one per core
     providers: str | tuple = "auto"  # "auto", "cpu", "cuda" or onnxruntime provider list
     soft: bool = False  # powerset decoding: False = argmax (pyannote), True = probabilities
+    # run a shipped variant's shared front-end pair on CPU (sinc convolution once over the
+    # signal, not per window; the same scores within float32 rounding) where the step allows
+    shared_front: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.model, os.PathLike):
@@ -93,10 +98,12 @@ class Segmenter:
 
     def __init__(self, model: str | os.PathLike = "fp32", step: float = 1.0, batch_size: int = 2,
                  threads: int | None = None, providers: str | list | tuple = "auto",
-                 soft: bool = False, options: SegmenterOptions | None = None):
+                 soft: bool = False, shared_front: bool = True,
+                 options: SegmenterOptions | None = None):
         self.options = options or SegmenterOptions(model=model, step=step, batch_size=batch_size,
-                                                   threads=threads, providers=providers, soft=soft)
-        self.model = OnnxModel(self.options.model, self.options.threads, self.options.providers)
+                                                   threads=threads, providers=providers, soft=soft,
+                                                   shared_front=shared_front)
+        self.model = self._load()
         self.spec = self.model.spec
         # A window's frames span a little less than the window itself (589 frames of 16.875 ms
         # in 10 s): a larger step would leave frames between windows with no score at all.
@@ -108,6 +115,27 @@ class Segmenter:
         if round(self.options.step * self.spec.sample_rate) < 1:
             raise OptionError(f"step ({self.options.step:g} s) is shorter than one sample")
         self.framing = Framing(self.spec, float(self.options.step))
+        if not self.model.accepts_step(self.framing.step_samples):
+            raise OptionError(f"{self.model.path} is the tail of a shared front-end pair: its "
+                              f"step ({self.options.step:g} s) must be a whole number of "
+                              f"{self.model.front.spec.stride}-sample conv strides; give the "
+                              "full model for other steps")
+
+    def _load(self) -> OnnxModel:
+        """A shipped variant's shared front-end pair on CPU when the step suits it, else the
+        model named (the full one: its own front per window)."""
+        o = self.options
+        tail = shared_tail_path(o.model) if o.shared_front and isinstance(o.model, str) else None
+        if tail is not None and resolve_providers(o.providers)[0] == CPU:
+            pair = OnnxModel(tail, o.threads, o.providers)
+            if pair.accepts_step(round(o.step * pair.spec.sample_rate)):
+                return pair
+        return OnnxModel(o.model, o.threads, o.providers)
+
+    @property
+    def shared_front(self) -> bool:
+        """Whether this runs a shared front-end pair (front once over the signal)."""
+        return self.model.front is not None
 
     @property
     def provider(self) -> str:
@@ -133,11 +161,12 @@ class Segmenter:
         if isinstance(audio, (str, os.PathLike)):
             if sample_rate is not None:
                 raise OptionError("sample_rate is only for arrays: files carry their own")
-            parts = [stream.push(block) for block in blocks(Path(audio), self.spec.sample_rate)]
+            parts = [stream.push(block, wait=False)
+                     for block in blocks(Path(audio), self.spec.sample_rate)]
         else:
             if sample_rate is None:
                 raise OptionError("sample_rate is required with an array input")
-            parts = [stream.push(prepare(audio, sample_rate, self.spec.sample_rate))]
+            parts = [stream.push(prepare(audio, sample_rate, self.spec.sample_rate), wait=False)]
         source = audio if isinstance(audio, (str, os.PathLike)) else "array"
         if stream.samples_pushed == 0:
             raise AudioError(f"{source}: decodes to zero samples (the input holds no audio)")

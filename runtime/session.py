@@ -11,7 +11,7 @@ import ctypes
 import logging
 import os
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -19,7 +19,8 @@ import numpy as np
 import onnxruntime as ort
 
 from powerseg.errors import ModelError, ModelNotFoundError
-from powerseg.models import SEGMENTATION, SHIPPED, SPEAKER_EMBEDDING, USER, model_path
+from powerseg.models import (SEGMENTATION, SEGMENTATION_FRONT, SHIPPED, SPEAKER_EMBEDDING, USER,
+                             model_path)
 
 from .providers import CPU, resolve_providers
 
@@ -27,7 +28,8 @@ log = logging.getLogger("powerseg")
 T = TypeVar("T")
 R = TypeVar("R")
 
-KIND_NAMES = {SEGMENTATION: "segmentation", SPEAKER_EMBEDDING: "speaker-embedding"}
+KIND_NAMES = {SEGMENTATION: "segmentation", SEGMENTATION_FRONT: "segmentation front-end",
+              SPEAKER_EMBEDDING: "speaker-embedding"}
 
 
 def resolve_model(model: str | os.PathLike, kind: str = SEGMENTATION) -> Path:
@@ -116,6 +118,17 @@ class OnnxSession:
         if self._pool is None or len(items) < 2:
             return [function(item) for item in items]
         return list(self._pool.map(function, items))
+
+    def submit(self, function: Callable[[T], R], item: T) -> Future:
+        """``function(item)`` on a worker, for its result later; at once without workers."""
+        if self._pool is not None:
+            return self._pool.submit(function, item)
+        done: Future = Future()
+        try:
+            done.set_result(function(item))
+        except Exception as error:  # noqa: BLE001 - handed over, raised by .result()
+            done.set_exception(error)
+        return done
 
     def release_memory(self) -> None:
         """Give the memory arena's free blocks back to the system, with one smallest run.

@@ -7,7 +7,9 @@ code, so their scores agree (up to onnxruntime's batch-size rounding).
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,11 +23,12 @@ from .audio import check_finite, to_float32
 from .binarize import BinarizeOptions, Region, RegionTracker
 from .framing import Framing
 from .powerset import overlap_score, speaker_count, speech_score, to_multilabel
+from .windows import Window, stack
 
 if TYPE_CHECKING:
     from .segmenter import Segmenter
 
-# Called with each round of windows, in order, and their per-speaker activations:
+# Called with each batch of windows, in order, and their per-speaker activations:
 # (windows, window_samples) float32 and (windows, frames, speakers); what needs the audio of
 # each chunk (speaker embeddings) works there, so no recording is ever held whole.
 WindowHook = Callable[[np.ndarray, np.ndarray], None]
@@ -54,39 +57,6 @@ class FrameScores:
         return self.frame_start + (self.first + np.arange(len(self))) * self.frame_step
 
 
-class _Samples:
-    """Append-only sample buffer with a moving start; appends are amortised O(1)."""
-
-    def __init__(self) -> None:
-        self.data = np.zeros(1 << 16, dtype=np.float32)
-        self.begin = 0
-        self.end = 0
-
-    def __len__(self) -> int:
-        return self.end - self.begin
-
-    def append(self, samples: np.ndarray) -> None:
-        n = len(samples)
-        if self.end + n > len(self.data):
-            live = self.data[self.begin:self.end]
-            size = max(len(self.data), 2 * (len(live) + n))
-            grown = np.zeros(size, dtype=np.float32) if size > len(self.data) else self.data
-            grown[:len(live)] = live
-            self.data, self.begin, self.end = grown, 0, len(live)
-        self.data[self.end:self.end + n] = samples
-        self.end += n
-
-    def window(self, length: int) -> np.ndarray:
-        """The first ``length`` samples, zero-padded when fewer are held."""
-        out = np.zeros(length, dtype=np.float32)
-        live = self.data[self.begin:min(self.end, self.begin + length)]
-        out[:len(live)] = live
-        return out
-
-    def drop(self, count: int) -> None:
-        self.begin = min(self.end, self.begin + count)
-
-
 class Stream:
     """Push mono float samples as they arrive; get frames once no window can change them.
 
@@ -107,9 +77,15 @@ class Stream:
         self._options = segmenter.options
         self.framing: Framing = segmenter.framing
         spec = self.framing.spec
-        self._window, self._step = spec.window_samples, self.framing.step_samples
-        self._samples = _Samples()
-        self._chunks = 0  # chunks run so far
+        self._step = self.framing.step_samples
+        self._windows = self._model.windows(self._step)
+        # windows per model call: the options', or fewer where the model runs fewer at once
+        per_run = spec.windows_per_run or self._options.batch_size
+        self._batch = min(self._options.batch_size, per_run)
+        self._made = 0  # windows handed to the model so far
+        # batches handed to the model, in order: the hook's samples (if any), future log-probs
+        self._running: deque[tuple[np.ndarray | None, Future]] = deque()
+        self._chunks = 0  # chunks whose scores are in
         self._total = 0  # samples pushed so far, at the model's rate
         self._closed = False
         self._scores = OverlapAdd(self.framing, 2, hamming=True)
@@ -163,11 +139,14 @@ class Stream:
                              f"{samples.dtype}")
         return to_float32(samples)  # integer PCM scaled as for offline arrays
 
-    def push(self, samples: np.ndarray, sample_rate: int | None = None) -> FrameScores:
+    def push(self, samples: np.ndarray, sample_rate: int | None = None,
+             wait: bool = True) -> FrameScores:
         """Add mono samples (any block size); returns the frames that became final.
 
         ``sample_rate`` defaults to the stream's (the model's 16 kHz unless set);
-        other rates are resampled incrementally.
+        other rates are resampled incrementally. ``wait=False`` returns without waiting for
+        the windows still running, whose frames come with a later push or the flush: for a
+        recording fed in blocks, it keeps the model busy from one block to the next.
         """
         if self._closed:
             raise RuntimeError("stream already flushed")
@@ -179,7 +158,7 @@ class Stream:
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples, last=False)
         chunks = self._chunks
-        self._consume(samples)
+        self._consume(samples, wait)
         if self._chunks == chunks:  # no window ran, so no frame became final (cheap path)
             empty = np.zeros((0, 2), np.float32)
             return self._frames(self._scores.released, empty, empty[:, :1])
@@ -197,22 +176,23 @@ class Stream:
             raise RuntimeError("stream already flushed")
         return self._frames(self._scores.released, self._scores.peek(), self._count.peek())
 
-    def _consume(self, samples: np.ndarray) -> None:
-        # a long block goes in pieces of about one round (a batch per worker), so windows
-        # never pile up in memory
-        round_size = self._options.batch_size * self._model.workers
-        piece = max(self._window, self._step * round_size)
+    def _consume(self, samples: np.ndarray, wait: bool = True) -> None:
+        """Samples in pieces of one round (a batch per worker), so neither windows nor front
+        rows pile up in memory; each piece's windows go to the model before the next append.
+
+        Windows are handed out early (before the front blocks past them are complete) only at
+        the end of a push that waits: the latency a live stream needs, no recomputation
+        otherwise.
+        """
+        piece = self._step * self._batch * self._model.workers
         for begin in range(0, len(samples), piece):
-            self._samples.append(samples[begin:begin + piece])
+            self._windows.append(samples[begin:begin + piece])
             self._total += min(piece, len(samples) - begin)
-            ready = []
-            while len(self._samples) >= self._window:
-                ready.append(self._samples.window(self._window))
-                self._samples.drop(self._step)
-                if len(ready) == round_size:
-                    self._run(ready)
-                    ready = []
-            self._run(ready)
+            last = begin + piece >= len(samples)
+            early = wait and last
+            self._submit(list(iter(lambda: self._windows.next(early), None)), last=early)
+        if wait:
+            self._drain()
 
     def flush(self) -> FrameScores:
         """End of audio: run the zero-padded last window if pyannote would, return the rest."""
@@ -220,35 +200,54 @@ class Stream:
             raise RuntimeError("stream already flushed")
         self._closed = True
         if self._resampler is not None:
-            self._consume(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True))
+            self._consume(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True),
+                          wait=False)
         if self._total == 0:
             raise AudioError("stream: no samples were pushed")
         full, has_last = self.framing.num_chunks(self._total)
-        if has_last:
-            self._run([self._samples.window(self._window)])
+        self._submit(self._windows.rest(full + has_last - self._made), last=True)
+        self._drain()
         num_frames = self.framing.num_frames(full + has_last, self._total, has_last)
         return self._release(num_frames, last=True)
 
-    def _run(self, windows: list[np.ndarray]) -> None:
-        """Windows in order through the model, in batches spread over its workers."""
+    def _submit(self, windows: list[Window], last: bool) -> None:
+        """Windows in order to the model, in batches of ``batch_size``; the ``last`` ones of a
+        push that waits spread over the workers instead, for the lowest latency.
+
+        Batches run while the next samples are read and their windows made; results are taken
+        in order once more batches wait than there are workers, so memory stays bounded.
+        """
         if not windows:
             return
-        size = min(self._options.batch_size, -(-len(windows) // self._model.workers))
-        batches = [np.stack(windows[i:i + size]) for i in range(0, len(windows), size)]
-        actives = []
-        for logprobs in self._model.run_batches(batches):
-            active = to_multilabel(logprobs, self.framing.spec.mapping, soft=self._options.soft)
-            actives.append(active)
-            scores = np.stack([speech_score(active), overlap_score(active)], axis=-1)
-            count = speaker_count(active)[..., None]
-            for j in range(len(logprobs)):
-                self._scores.add(self._chunks, scores[j])
-                self._count.add(self._chunks, count[j])
-                self._chunks += 1
-            if self.activations is not None:
-                self.activations.extend(active)
+        workers = self._model.workers
+        size = min(self._batch, -(-len(windows) // workers)) if last else self._batch
+        for i in range(0, len(windows), size):
+            group = windows[i:i + size]
+            samples = np.stack([w.samples for w in group]) if self._on_windows else None
+            self._running.append((samples, self._model.infer_async(stack(group))))
+            self._made += len(group)
+            while len(self._running) > workers:
+                self._finish()
+
+    def _drain(self) -> None:
+        while self._running:
+            self._finish()
+
+    def _finish(self) -> None:
+        """The oldest batch's log-probabilities into the scores, the activations and the hook."""
+        samples, logprobs = self._running.popleft()
+        logprobs = logprobs.result()
+        active = to_multilabel(logprobs, self.framing.spec.mapping, soft=self._options.soft)
+        scores = np.stack([speech_score(active), overlap_score(active)], axis=-1)
+        count = speaker_count(active)[..., None]
+        for j in range(len(logprobs)):
+            self._scores.add(self._chunks, scores[j])
+            self._count.add(self._chunks, count[j])
+            self._chunks += 1
+        if self.activations is not None:
+            self.activations.extend(active)
         if self._on_windows is not None:
-            self._on_windows(np.concatenate(batches), np.concatenate(actives))
+            self._on_windows(samples, active)
 
     def _release(self, upto: int, last: bool = False) -> FrameScores:
         first = self._scores.released

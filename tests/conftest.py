@@ -88,27 +88,38 @@ def segmenter():
 
 
 class CachedModel:
-    """The real ONNX model, computing each distinct window once (keyed by its bytes).
+    """The real ONNX model, computing each distinct window once (keyed by its inputs' bytes).
 
-    Not a mock: every output comes from onnxruntime; a caller that built different
+    Not a mock: every output comes from onnxruntime, and the windows themselves (front rows
+    included) are made by the real model's window source; a caller that built different
     windows misses the cache and gets the model's answer for them.
     """
 
     def __init__(self, model):
-        self.model, self.spec, self.provider = model, model.spec, model.provider
+        self.model, self.spec, self.provider, self.front = (model, model.spec, model.provider,
+                                                           model.front)
         self.workers = 1
         self.cache: dict[bytes, np.ndarray] = {}
 
-    def run_batches(self, batches: list[np.ndarray]) -> list[np.ndarray]:
-        return [self(batch) for batch in batches]
+    def windows(self, step_samples: int):
+        return self.model.windows(step_samples)
 
-    def __call__(self, windows: np.ndarray) -> np.ndarray:
+    def infer_async(self, batch: dict[str, np.ndarray]):
+        from concurrent.futures import Future
+
+        done = Future()
+        done.set_result(self.infer(batch))
+        return done
+
+    def infer(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         import hashlib
 
-        keys = [hashlib.sha1(w.tobytes()).digest() for w in windows]
+        count = len(next(iter(batch.values())))
+        keys = [hashlib.sha1(b"".join(np.ascontiguousarray(v[i]).tobytes()
+                                      for v in batch.values())).digest() for i in range(count)]
         todo = [i for i, key in enumerate(keys) if key not in self.cache]
         if todo:
-            for i, out in zip(todo, self.model(windows[todo])):
+            for i, out in zip(todo, self.model.infer({k: v[todo] for k, v in batch.items()})):
                 self.cache[keys[i]] = out
         return np.stack([self.cache[key] for key in keys])
 

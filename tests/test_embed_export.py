@@ -62,8 +62,8 @@ def test_licence_ships_beside_the_model():
 
 def test_manifest_entry():
     manifest = json.loads((SHIPPED.parent / "manifest.json").read_text())
-    assert {entry["kind"] for entry in manifest["files"].values()} == {"segmentation",
-                                                                      "speaker_embedding"}
+    assert {entry["kind"] for entry in manifest["files"].values()} == {
+        "segmentation", "segmentation_front", "speaker_embedding"}
     entry = manifest["files"][SHIPPED.name]
     assert entry["kind"] == "speaker_embedding" and entry["checkpoint_sha256"] == CAMPPLUS_SHA256
     parity = entry["parity_vs_torch"]

@@ -12,7 +12,7 @@ import torch
 from powerseg.errors import VerificationError
 from powerseg.export.onnx_export import export_onnx
 from powerseg.export.verify import compare, verify
-from powerseg.models import model_path
+from powerseg.models import model_path, sha256
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.framing import Framing
 from powerseg.runtime.model import OnnxModel
@@ -44,8 +44,6 @@ def test_shipped_model_is_self_describing(variant):
 
 
 def test_manifest_checksums_match_shipped_files():
-    from powerseg.export.checkpoint import sha256
-
     manifest = json.loads((model_path("fp32").parent / "manifest.json").read_text())
     for name, entry in manifest["files"].items():
         assert sha256(model_path("fp32").parent / name) == entry["sha256"], name

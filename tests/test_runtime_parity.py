@@ -62,19 +62,35 @@ def test_vad_detection_error_rate_equals_pyannote(shared, results):
     assert abs(100 * error.error_rate - 1.18) <= 0.005 + one_frame
 
 
-def test_int8_vad_close_to_fp32(shared):
-    """int8 VAD differs from fp32 on < 1% of the speech of all shared audio; per file < 2%, or
-    one frame on a file with almost no speech (trn02: 0.4 s). Measured: 0.32 %, worst 1.4 %."""
+def test_int8_close_to_fp32(shared):
+    """int8 as shipped (on its shared front-end pair) against fp32, on what users see.
+
+    VAD differs on < 1 % of fp32's speech over all shared audio, per file < 2 % (or one frame on
+    a file with almost no speech: trn02, 0.4 s); OSD on < 3 % of fp32's overlap; >= 98.5 % of
+    frame decisions kept up to the order of each window's speaker slots. Measured (pair):
+    see MEASURED_INT8.
+    """
     from powerseg import Segmenter
+    from powerseg.export.verify import active_speaker_agreement
 
     int8 = Segmenter(model="int8", providers="cpu")
     fp32 = Segmenter(model="fp32", providers="cpu")
-    speech = differ = 0.0
+    assert int8.shared_front and fp32.shared_front
+    speech = differ = overlap = overlap_differ = 0.0
+    references, candidates = [], []
     for name, uri in RECORDINGS:
-        a, b = fp32(wav(name, uri), activations=False), int8(wav(name, uri), activations=False)
+        a, b = fp32(wav(name, uri)), int8(wav(name, uri))
+        whole = [(0.0, a.duration)]
         file_speech = detection_error(a.vad(), [], None).reference
-        d = detection_error(a.vad(), b.vad(), [(0.0, a.duration)])
+        d = detection_error(a.vad(), b.vad(), whole)
         speech, differ = speech + file_speech, differ + d.false_alarm + d.missed
         assert d.false_alarm + d.missed <= max(0.02 * file_speech, a.frame_step + 1e-6), uri
-    assert speech > 400  # seconds of fp32 speech over the shared recordings
+        o = detection_error(a.osd(), b.osd(), whole)
+        overlap += detection_error(a.osd(), [], None).reference
+        overlap_differ += o.false_alarm + o.missed
+        references.append(a.activations)
+        candidates.append(b.activations)
+    assert speech > 400 and overlap > 30  # seconds of fp32 speech / overlap over the recordings
     assert differ / speech < 0.01
+    assert overlap_differ / overlap < 0.03
+    assert active_speaker_agreement(np.concatenate(references), np.concatenate(candidates)) >= 0.985
