@@ -50,12 +50,13 @@ BLOCK_FRAMES = 240
 
 
 class Front(nn.Module):
-    """(blocks, 1, block_samples) signal -> (3 phases, blocks, rows, 2, filters) pooled rows.
+    """(blocks, 1, block_samples) signal -> (blocks, rows, 3 phases, 2, filters) pooled rows.
 
     Row ``r`` of phase ``p`` holds max(c[3r + p .. 3r + p + 2]) and max(-c[...]) per filter,
-    ``c`` being the block's conv frames (two more than the block, for phases 1 and 2): a 3-wide
-    stride-1 max, whose frame ``3r + p`` is that row. Phase-major, so that each phase's rows of
-    consecutive blocks are contiguous, as a window takes them.
+    ``c`` being the block's conv frames (two more than the block, for phases 1 and 2): the
+    3-wide stride-1 max and min of ``c``, whose frame ``3r + p`` is that row. Time-major, as a
+    stream appends them; taken as the elementwise max/min of three shifted slices (measured
+    2x faster than onnxruntime's MaxPool here).
     """
 
     def __init__(self, conv: nn.Conv1d, block_frames: int):
@@ -63,10 +64,13 @@ class Front(nn.Module):
         self.conv, self.block_frames = conv, block_frames
 
     def forward(self, signal: torch.Tensor) -> torch.Tensor:
-        c = self.conv(signal)  # (blocks, filters, block_frames + 2)
-        pooled = F.max_pool1d(torch.cat([c, -c], 1), POOL, 1)  # (blocks, 2 x filters, frames)
-        rows = pooled.reshape(-1, 2, self.conv.out_channels, self.block_frames // POOL, POOL)
-        return rows.permute(4, 0, 3, 1, 2)
+        c = self.conv(signal).transpose(1, 2)  # (blocks, block_frames + 2, filters)
+        g = self.block_frames
+        a, b, e = c[:, :g], c[:, 1:g + 1], c[:, 2:g + 2]
+        top = torch.maximum(torch.maximum(a, b), e)
+        bottom = torch.minimum(torch.minimum(a, b), e)
+        rows = torch.stack([top, -bottom], 2)  # (blocks, frames, 2, filters)
+        return rows.reshape(-1, g // POOL, POOL, 2, self.conv.out_channels)
 
 
 class Tail(nn.Module):
@@ -115,7 +119,7 @@ def export_pair(model: PyanNet, front_path: Path, tail_path: Path,
         warnings.simplefilter("ignore")  # instance norm in eval mode, LSTM batch_first: benign
         torch.onnx.export(front, (torch.zeros(1, 1, block_samples),), str(front_path),
                           input_names=["signal"], output_names=["pooled"],
-                          dynamic_axes={"signal": {0: "blocks"}, "pooled": {1: "blocks"}},
+                          dynamic_axes={"signal": {0: "blocks"}, "pooled": {0: "blocks"}},
                           opset_version=opset, do_constant_folding=True, dynamo=False)
         torch.onnx.export(tail, (torch.zeros(1, window_frames, filters),), str(tail_path),
                           input_names=["first"], output_names=[OUTPUT_NAME],
@@ -128,7 +132,7 @@ def export_pair(model: PyanNet, front_path: Path, tail_path: Path,
                          "sinc_stride": str(stride), "sinc_kernel": str(kernel),
                          "pool": str(POOL), "block_frames": str(block_frames),
                          "block_samples": str(block_samples)},
-            output_shape=(POOL, "blocks", block_frames // POOL, 2, filters))
+            output_shape=("blocks", block_frames // POOL, POOL, 2, filters))
     _finish(tail_path, {**props, "kind": "segmentation", "role": "shared_tail",
                         "sinc_stride": str(stride), "pool": str(POOL),
                         **first_block_constants(frozen),

@@ -1,4 +1,4 @@
-"""An append-only buffer of rows with a moving start: what a stream holds between windows."""
+"""A ring of rows with a moving start: what a stream holds between windows."""
 
 from __future__ import annotations
 
@@ -6,68 +6,76 @@ import numpy as np
 
 
 class RowBuffer:
-    """Rows (samples, or front-end rows of any fixed shape) appended at the end, dropped at the start.
+    """Rows (samples, or front-end rows of any fixed shape) appended at the end, dropped at the
+    start, addressed by their absolute index in the whole stream (``start`` is the first held).
 
-    Appends are amortised O(1): when the end is reached, the held rows move to the front, into
-    1.25x their size if they no longer fit (so a stream's buffers stay within about a quarter
-    of what they must hold); ``start`` is the absolute index of the first row held, so
-    callers address rows by their position in the whole stream. A view handed out is valid
-    until the next ``append`` (which may move the held rows).
+    A ring: appending never moves the rows held, and the room stays what the stream needs at
+    most (grown by a quarter when it is not enough). Rows that wrap around the end come as two
+    ``segments``; ``take`` copies them into one array only then. Views are valid until the
+    next ``append``.
     """
 
     def __init__(self, shape: tuple[int, ...] = (), capacity: int = 1 << 16):
         self.data = np.zeros((capacity, *shape), dtype=np.float32)
-        self.begin = 0  # index in ``data`` of the first row held
-        self.end = 0
         self.start = 0  # absolute index of the first row held
+        self.stop = 0  # absolute index one past the last row held
 
     def __len__(self) -> int:
-        return self.end - self.begin
-
-    @property
-    def stop(self) -> int:
-        """Absolute index one past the last row held."""
-        return self.start + len(self)
+        return self.stop - self.start
 
     def append(self, rows: np.ndarray) -> None:
-        n = len(rows)
-        if self.end + n > len(self.data):
-            live = self.data[self.begin:self.end]
-            size = max(len(self.data), (len(live) + n) * 5 // 4)
-            grown = np.zeros((size, *self.data.shape[1:]), np.float32) \
-                if size > len(self.data) else self.data
-            grown[:len(live)] = live
-            self.data, self.begin, self.end = grown, 0, len(live)
-        self.data[self.end:self.end + n] = rows
-        self.end += n
+        if len(self) + len(rows) > len(self.data):
+            self._grow(len(self) + len(rows))
+        self._write(self.stop, rows)
+        self.stop += len(rows)
 
-    def view(self, at: int, length: int) -> np.ndarray:
-        """Rows [at, at + length) by absolute index, all of them held (a view, not a copy)."""
-        first = at - self.start
-        if first < 0 or first + length > len(self):
+    def _grow(self, need: int) -> None:
+        held = self.take(self.start, len(self))  # the old array stays while ``held`` views it
+        self.data = np.zeros((max(need, len(self.data) * 5 // 4), *self.data.shape[1:]),
+                             dtype=np.float32)
+        self._write(self.start, held)
+
+    def _write(self, at: int, rows: np.ndarray) -> None:
+        done = 0
+        for part in self._spans(at, len(rows)):
+            size = part.stop - part.start
+            self.data[part] = rows[done:done + size]
+            done += size
+
+    def _spans(self, at: int, length: int) -> list[slice]:
+        """Where rows [at, at + length) sit in ``data``: one slice, or two when they wrap."""
+        first = at % len(self.data)
+        head = min(length, len(self.data) - first)
+        spans = [slice(first, first + head)]
+        if length > head:
+            spans.append(slice(0, length - head))
+        return spans
+
+    def segments(self, at: int, length: int) -> list[np.ndarray]:
+        """Rows [at, at + length), all held, as one view or two (when they wrap)."""
+        if at < self.start or at + length > self.stop:
             raise IndexError(f"rows [{at}, {at + length}) are not all held "
                              f"([{self.start}, {self.stop}) are)")
-        return self.data[self.begin + first:self.begin + first + length]
+        return [self.data[part] for part in self._spans(at, length)]
 
     def take(self, at: int, length: int) -> np.ndarray:
-        """Rows [at, at + length): a view when all are held, else a copy with zeros past the
-        last row held."""
-        first = at - self.start
-        if first < 0:
+        """Rows [at, at + length) in one array: a view when they are held and do not wrap,
+        else a copy, with zeros past the last row held."""
+        if at < self.start:
             raise IndexError(f"rows before {self.start} were dropped (asked from {at})")
-        if first + length <= len(self):
-            return self.view(at, length)
+        held = max(0, min(length, self.stop - at))
+        parts = self.segments(at, held) if held else []
+        if held == length and len(parts) == 1:
+            return parts[0]
         out = np.zeros((length, *self.data.shape[1:]), dtype=np.float32)
-        held = self.data[self.begin + first:min(self.end, self.begin + first + length)]
-        out[:len(held)] = held
+        if parts:
+            np.concatenate(parts, out=out[:held])
         return out
 
     def truncate(self, stop: int) -> None:
         """Let go of the rows from absolute index ``stop`` on."""
-        self.end = self.begin + min(len(self), max(0, stop - self.start))
+        self.stop = max(self.start, min(self.stop, stop))
 
     def drop_before(self, at: int) -> None:
         """Let go of the rows before absolute index ``at``."""
-        count = min(len(self), max(0, at - self.start))
-        self.begin += count
-        self.start += count
+        self.start = max(self.start, min(self.stop, at))

@@ -177,14 +177,14 @@ class Stream:
         return self._frames(self._scores.released, self._scores.peek(), self._count.peek())
 
     def _consume(self, samples: np.ndarray, wait: bool = True) -> None:
-        """Samples in pieces of one round (a batch per worker), so neither windows nor front
-        rows pile up in memory; each piece's windows go to the model before the next append.
+        """Samples in pieces of one batch, so neither windows nor front rows pile up in memory;
+        each piece's windows go to the model before the next append.
 
         Windows are handed out early (before the front blocks past them are complete) only at
         the end of a push that waits: the latency a live stream needs, no recomputation
         otherwise.
         """
-        piece = self._step * self._batch * self._model.workers
+        piece = self._step * self._batch
         for begin in range(0, len(samples), piece):
             self._windows.append(samples[begin:begin + piece])
             self._total += min(piece, len(samples) - begin)
@@ -215,7 +215,8 @@ class Stream:
         push that waits spread over the workers instead, for the lowest latency.
 
         Batches run while the next samples are read and their windows made; results are taken
-        in order once more batches wait than there are workers, so memory stays bounded.
+        in order once one more batch waits than there are workers (so a worker finds the next
+        one ready), which bounds memory.
         """
         if not windows:
             return
@@ -226,7 +227,7 @@ class Stream:
             samples = np.stack([w.samples for w in group]) if self._on_windows else None
             self._running.append((samples, self._model.infer_async(stack(group))))
             self._made += len(group)
-            while len(self._running) > workers:
+            while len(self._running) > workers + 1:
                 self._finish()
 
     def _drain(self) -> None:
