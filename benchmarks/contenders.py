@@ -7,7 +7,7 @@ import io
 from pathlib import Path
 
 import numpy as np
-from tiling import SHARED
+from tiling import RATE, SHARED
 from timing import log
 
 
@@ -75,6 +75,53 @@ def onnx_model(variant: str, threads: int, provider: str):
 
     forward.spec, forward.workers = model.spec, model.workers
     return forward
+
+
+def live_stream(variant: str, threads: int, provider: str, signal: np.ndarray,
+                shared_front: bool = True):
+    """A live stream's cost of one window: push the next step (1 s) of audio to a stream that
+    already holds 9 s, get the frames it makes final (front blocks, first block, tail, overlap-add).
+
+    Each call takes the next second of ``signal``; the stream starts again (untimed warm-up
+    aside, a once-in-a-run cost) if ``signal`` runs out.
+    """
+    from powerseg import Segmenter
+
+    seg = Segmenter(model=variant, threads=threads, providers=provider, shared_front=shared_front)
+    step, window = seg.framing.step_samples, seg.spec.window_samples
+    state = {}
+
+    def restart():
+        state["stream"] = seg.stream()
+        state["stream"].push(signal[:window - step])
+        state["at"] = window - step
+
+    def push():
+        if "stream" not in state or state["at"] + step > len(signal):
+            restart()
+        state["stream"].push(signal[state["at"]:state["at"] + step])
+        state["at"] += step
+
+    push.segmenter = seg
+    return push
+
+
+def pair_parts(variant: str, threads: int, provider: str, signal: np.ndarray) -> dict:
+    """What a live window costs on the pair, part by part: the front on one step of audio, and
+    the tail on one window (as a lone run: spread over the cores where that is faster)."""
+    from powerseg.runtime.model import OnnxModel
+    from powerseg.models import shared_tail_path
+    from powerseg.runtime.windows import stack
+
+    model = OnnxModel(shared_tail_path(variant), threads=threads, providers=provider)
+    source = model.windows(RATE)
+    source.append(signal[:20 * RATE])
+    batch = stack([source.next()])
+    spec = model.front.spec
+    blocks = np.lib.stride_tricks.sliding_window_view(
+        signal[:RATE + spec.block_samples], spec.block_samples)[:RATE:spec.hop]
+    return {f"{variant} pair: tail alone, one window": lambda: model.infer_lone(batch).result(),
+            f"{variant} pair: front, 1 s of audio": lambda: list(model.front.rows(blocks))}
 
 
 def cli_vad(path: Path, out: Path, variant: str, step: float, threads: int, provider: str,

@@ -63,6 +63,7 @@ if backend == "torch":
             with torch.inference_mode():
                 done.set_result(self.model(torch.from_numpy(batch["waveforms"])).numpy())
             return done
+        infer_lone = infer_async
 
     class TorchEmbedding:
         def __init__(self, model, onnx):

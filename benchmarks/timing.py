@@ -27,8 +27,14 @@ def log(*parts) -> None:
     print(*parts, flush=True)
 
 
-def interleave(contenders: dict, rounds: int, warmup: int = 1) -> dict[str, list[float]]:
-    """Call each contender once per round, in rotating order; seconds per call."""
+def interleave(contenders: dict, rounds: int, warmup: int = 1,
+               pause: float = 0.0) -> dict[str, list[float]]:
+    """Call each contender once per round, in rotating order; seconds per call.
+
+    ``pause`` seconds of sleep before each call let the previous contender's thread pools stop
+    spinning (torch's OpenMP and onnxruntime's intra-op threads spin-wait after a call and took
+    the cores from the next one), as a live stream's second between windows does.
+    """
     names = list(contenders)
     for _ in range(warmup):
         for name in names:
@@ -36,6 +42,7 @@ def interleave(contenders: dict, rounds: int, warmup: int = 1) -> dict[str, list
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
+            time.sleep(pause)
             t = time.perf_counter()
             contenders[name]()
             times[name].append(time.perf_counter() - t)

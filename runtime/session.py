@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -74,24 +75,12 @@ class OnnxSession:
     def __init__(self, model: str | os.PathLike, threads: int | None = None,
                  providers: str | list = "auto"):
         self.path = resolve_model(model, self.KIND)
-        options = ort.SessionOptions()
-        options.graph_optimization_level = self.OPTIMIZATION
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        options.enable_mem_pattern = self.MEMORY_PATTERN
-        chosen = resolve_providers(providers)
+        self._providers = chosen = resolve_providers(providers)
         on_cpu = chosen[0] == CPU
         self.workers = (threads or os.cpu_count() or 1) if on_cpu else 1
-        if on_cpu or threads:
-            options.intra_op_num_threads = 1 if on_cpu else threads
-        try:
-            self.session = ort.InferenceSession(str(self.path), options, providers=chosen)
-        except Exception as error:  # onnxruntime raises its own untyped exceptions
-            raise ModelError(f"{self.path}: onnxruntime cannot load this model "
-                             f"({ort_reason(error)}); the file is corrupt, truncated or not an "
-                             "ONNX model: re-download it or re-export it with `powerseg export`"
-                             ) from None
+        self.session = self._open(1 if on_cpu else threads)
+        self._spread: ort.InferenceSession | None = None  # made by ``spread_session``
+        self._spread_lock = threading.Lock()
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self._check_kind()
         self.provider = self.session.get_providers()[0]
@@ -99,6 +88,31 @@ class OnnxSession:
         if wanted[0] != self.provider:
             log.warning("powerseg: %s could not start, running on %s", wanted[0], self.provider)
         self._pool = ThreadPoolExecutor(self.workers) if self.workers > 1 else None
+
+    def _open(self, intra_threads: int | None) -> ort.InferenceSession:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = self.OPTIMIZATION
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        options.enable_mem_pattern = self.MEMORY_PATTERN
+        if intra_threads:
+            options.intra_op_num_threads = intra_threads
+        try:
+            return ort.InferenceSession(str(self.path), options, providers=self._providers)
+        except Exception as error:  # onnxruntime raises its own untyped exceptions
+            raise ModelError(f"{self.path}: onnxruntime cannot load this model "
+                             f"({ort_reason(error)}); the file is corrupt, truncated or not an "
+                             "ONNX model: re-download it or re-export it with `powerseg export`"
+                             ) from None
+
+    def spread_session(self) -> ort.InferenceSession:
+        """The same model with one intra-op thread per worker, made on first use: one run over
+        all the cores, for a lone run whose latency counts (a live stream's latest window)."""
+        with self._spread_lock:
+            if self._spread is None:
+                self._spread = self._open(self.workers)
+        return self._spread
 
     def _check_kind(self) -> None:
         kind = model_kind(self.metadata)
@@ -123,12 +137,7 @@ class OnnxSession:
         """``function(item)`` on a worker, for its result later; at once without workers."""
         if self._pool is not None:
             return self._pool.submit(function, item)
-        done: Future = Future()
-        try:
-            done.set_result(function(item))
-        except Exception as error:  # noqa: BLE001 - handed over, raised by .result()
-            done.set_exception(error)
-        return done
+        return completed(function, item)
 
     def release_memory(self) -> None:
         """Give the memory arena's free blocks back to the system, with one smallest run.
@@ -150,15 +159,26 @@ class OnnxSession:
                                  types.get(i.type, np.float32))
                 for i in self.session.get_inputs()}
 
-    def run(self, feed: dict[str, np.ndarray],
-            options: ort.RunOptions | None = None) -> np.ndarray:
-        """The first output of one run, as float32; onnxruntime's errors as ModelError."""
+    def run(self, feed: dict[str, np.ndarray], options: ort.RunOptions | None = None,
+            session: ort.InferenceSession | None = None) -> np.ndarray:
+        """The first output of one run (on ``session``, default the per-worker one), as float32;
+        onnxruntime's errors as ModelError."""
         try:
-            out = self.session.run(None, feed, options)[0]
+            out = (session or self.session).run(None, feed, options)[0]
         except Exception as error:  # onnxruntime's own untyped runtime errors
             raise ModelError(f"{self.path}: onnxruntime failed to run the model "
                              f"({ort_reason(error)})") from None
         return out.astype(np.float32, copy=False)
+
+
+def completed(function: Callable[[T], R], item: T) -> Future:
+    """``function(item)`` run now, as a done future (its exception raised by ``result``)."""
+    done: Future = Future()
+    try:
+        done.set_result(function(item))
+    except Exception as error:  # noqa: BLE001 - handed over, raised by .result()
+        done.set_exception(error)
+    return done
 
 
 def trim_heap() -> None:

@@ -212,7 +212,8 @@ class Stream:
 
     def _submit(self, windows: list[Window], last: bool) -> None:
         """Windows in order to the model, in batches of ``batch_size``; the ``last`` ones of a
-        push that waits spread over the workers instead, for the lowest latency.
+        push that waits spread over the workers instead, for the lowest latency (a lone one,
+        with nothing else running, over all the cores where the model gains from it).
 
         Batches run while the next samples are read and their windows made; results are taken
         in order once one more batch waits than there are workers (so a worker finds the next
@@ -225,7 +226,9 @@ class Stream:
         for i in range(0, len(windows), size):
             group = windows[i:i + size]
             samples = np.stack([w.samples for w in group]) if self._on_windows else None
-            self._running.append((samples, self._model.infer_async(stack(group))))
+            lone = last and len(windows) == 1 and not self._running
+            infer = self._model.infer_lone if lone else self._model.infer_async
+            self._running.append((samples, infer(stack(group))))
             self._made += len(group)
             while len(self._running) > workers + 1:
                 self._finish()

@@ -111,6 +111,8 @@ class CachedModel:
         done.set_result(self.infer(batch))
         return done
 
+    infer_lone = infer_async
+
     def infer(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         import hashlib
 
