@@ -114,6 +114,8 @@ def main() -> None:
     parser.add_argument("--lean-batch", type=int, default=8,
                         help="batch size run with the arena off on the longer durations too")
     parser.add_argument("--no-stream", action="store_true", help="skip `powerseg stream -`")
+    parser.add_argument("--models", nargs="+", default=["fp32"],
+                        help="segmentation variants (default fp32)")
     parser.add_argument("--append", action="store_true",
                         help="keep the runs already in the output (same configuration: replaced)")
     parser.add_argument("--quick", action="store_true")
@@ -127,22 +129,25 @@ def main() -> None:
     runs = json.loads(args.output.read_text())["runs"] if args.append and args.output.exists() \
         else []
     # every configuration on the sweep duration; on others, the default and the lean one
-    plan = [(m, b, a, "vad") for m in minutes for b in batches for a in arenas
+    plan = [(m, b, a, "vad", v) for v in args.models for m in minutes for b in batches
+            for a in arenas
             if m == args.full_sweep_minutes or (b, a) in ((32, "on"), (args.lean_batch, "off"))]
     if not args.no_stream:  # pushes of 0.1 s: windows run one at a time whatever --batch-size
-        plan += [(minutes[0], 32, "on", "stream")]
-    print(f"{'command':8} {'audio':>7} {'batch':>5} {'arena':>5} {'peak RSS MiB':>12} {'wall s':>7}",
-          flush=True)
-    for m, batch, arena, command in plan:
-        common = ["--provider", "cpu", "--batch-size", str(batch)]
+        plan += [(minutes[0], 32, "on", "stream", v) for v in args.models]
+    print(f"{'command':8} {'model':5} {'audio':>7} {'batch':>5} {'arena':>5} {'peak RSS MiB':>12} "
+          f"{'wall s':>7}", flush=True)
+    for m, batch, arena, command, variant in plan:
+        common = ["--provider", "cpu", "--batch-size", str(batch), "--model", variant]
         if command == "vad":
             result = measure(["vad", str(tiled(m, args.tmp)), *common], arena)
         else:
             result = measure(["stream", "-", *common], arena, stdin=tiled(m, args.tmp, raw=True))
-        config = {"command": command, "minutes": m, "batch_size": batch, "arena": arena}
-        runs = [r for r in runs if {k: r[k] for k in config} != config] + [{**config, **result}]
-        print(f"{command:8} {m:5g} m {batch:5d} {arena:>5} {result['peak_rss_mib']:12.1f} "
-              f"{result['wall_s']:7.1f}", flush=True)
+        config = {"command": command, "model": variant, "minutes": m, "batch_size": batch,
+                  "arena": arena}
+        runs = [r for r in runs if {k: r.get(k) for k in config} != config] + \
+            [{**config, **result}]
+        print(f"{command:8} {variant:5} {m:5g} m {batch:5d} {arena:>5} "
+              f"{result['peak_rss_mib']:12.1f} {result['wall_s']:7.1f}", flush=True)
         write(args.output, runs)  # after each run: a long sweep cut short keeps what it measured
     print(f"wrote {args.output}")
 
@@ -153,8 +158,8 @@ def write(output: Path, runs: list[dict]) -> None:
     doc = {"what": "peak RSS (ru_maxrss of the child) of the powerseg CLI on tiled shared audio",
            "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                        "onnxruntime": onnxruntime.__version__, "platform": platform.platform()},
-           "runs": sorted(runs, key=lambda r: (r["command"], r["minutes"], -r["batch_size"],
-                                               r["arena"]))}
+           "runs": sorted(runs, key=lambda r: (r["command"], r.get("model", "fp32"),
+                                               r["minutes"], -r["batch_size"], r["arena"]))}
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(doc, indent=1) + "\n")
 

@@ -146,3 +146,56 @@ def test_export_time_check_passes_and_catches_a_mismatch(tmp_path, torch_model):
     assert verify_pair(model_path("fp32"), tail, audio).argmax_agreement >= 0.9999
     with pytest.raises(VerificationError, match="disagree"):  # int8 is not what this pair computes
         verify_pair(model_path("int8"), tail, audio)
+
+
+def _edited_pair(tmp_path, variant="fp32", front_meta=None, tail_meta=None):
+    """A copy of a shipped pair with metadata entries changed (None: deleted)."""
+    from powerseg.export.shared_front import front_reference
+
+    tail_src = shared_tail_path(variant)
+    front_src = tail_src.with_name(json.loads(metadata_of(tail_src)["front_model"])["file"])
+    front, tail = tmp_path / front_src.name, tmp_path / tail_src.name
+    for src, dst, changes in ((front_src, front, front_meta), (tail_src, tail, tail_meta)):
+        proto = onnx.load(str(src))
+        props = {p.key: p.value for p in proto.metadata_props}
+        for key, value in (changes or {}).items():
+            if value is None:
+                props.pop(key, None)
+            else:
+                props[key] = value
+        if dst == tail:
+            props["front_model"] = front_reference(front)
+        del proto.metadata_props[:]
+        for key, value in props.items():
+            entry = proto.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(proto, str(dst))
+    return tail
+
+
+@pytest.mark.parametrize(("front_meta", "tail_meta", "pattern"), [
+    ({"block_frames": None}, None, "front metadata lacks or garbles 'block_frames'"),
+    ({"block_samples": "2660"}, None, "do not match the block geometry"),
+    (None, {"sinc_filter_sums": None}, "tail metadata lacks or garbles 'sinc_filter_sums'"),
+    (None, {"wav_norm_gamma": "-0.5"}, "do not allow a shared front-end"),
+    (None, {"sinc_filter_sums": "[1.0, 2.0]"}, "is not first"),
+])
+def test_a_pair_with_wrong_metadata_is_refused(tmp_path, front_meta, tail_meta, pattern):
+    tail = _edited_pair(tmp_path, front_meta=front_meta, tail_meta=tail_meta)
+    with pytest.raises(ModelError, match=pattern) as info:
+        Segmenter(model=str(tail), providers="cpu")
+    assert str(info.value).startswith(str(tmp_path)) and "re-export" in str(info.value)
+
+
+def test_the_options_say_which_path_ran(tmp_path):
+    from powerseg import Diarizer
+    from powerseg.cli import main
+
+    a, b = tmp_path / "pair.json", tmp_path / "full.json"
+    assert main(["vad", str(sample_path()), "-o", str(a), "--provider", "cpu"]) == 0
+    assert main(["vad", str(sample_path()), "-o", str(b), "--provider", "cpu",
+                 "--no-shared-front"]) == 0
+    pair, full = json.loads(a.read_text()), json.loads(b.read_text())
+    assert pair["options"]["shared_front"] is True and full["options"]["shared_front"] is False
+    assert pair["regions"] == full["regions"]
+    assert not Diarizer(shared_front=False, providers="cpu").segmenter.shared_front

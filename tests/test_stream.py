@@ -277,3 +277,13 @@ def test_cli_stream_raw_file_and_audio_file(shared, tmp_path):
     assert outputs[0].splitlines()[0] == "speech 6.730 7.203"
     assert len(outputs[0].splitlines()) == 4
     assert main(["stream", str(tmp_path / "missing.wav")]) == 1
+
+
+def test_pushes_that_do_not_wait_give_the_same_frames(segmenter):
+    """Uncached, two workers: push(wait=False) leaves windows running; flush gives the rest."""
+    samples = load_audio(sample_path(), RATE)
+    offline = segmenter(samples, sample_rate=RATE)
+    stream = segmenter.stream()
+    parts = [stream.push(samples[i:i + 7 * RATE], wait=False)
+             for i in range(0, len(samples), 7 * RATE)]
+    assert_same_scores(parts + [stream.flush()], offline)
