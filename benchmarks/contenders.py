@@ -125,12 +125,13 @@ def pair_parts(variant: str, threads: int, provider: str, signal: np.ndarray) ->
 
 
 def cli_vad(path: Path, out: Path, variant: str, step: float, threads: int, provider: str,
-            batch: int | None = None) -> None:
+            batch: int | None = None, shared_front: bool = True) -> None:
     """``powerseg vad`` in-process; ``batch`` None keeps the CLI's own default batch size."""
     from powerseg.cli import main
     args = ["vad", str(path), "-o", str(out), "--model", variant, "--step", f"{step:g}",
             "--threads", str(threads), "--provider", provider]
     args += ["--batch-size", str(batch)] if batch else []
+    args += [] if shared_front else ["--no-shared-front"]
     with contextlib.redirect_stderr(io.StringIO()):
         status = main(args)
     if status != 0:

@@ -19,7 +19,9 @@ GFLOP_PER_WINDOW = 2.64  # segmentation-3.0 forward of one 10 s window (multiply
 
 
 def section_end_to_end(audio: dict[int, Path], variants: list[str], torch_fwd, steps: list[float],
-                       reps: int, threads: int, provider: str, tmp: Path) -> list[dict]:
+                       reps: int, threads: int, provider: str, tmp: Path,
+                       full_model: tuple[str, ...] = ()) -> list[dict]:
+    """``variants`` as shipped, and ``full_model`` ones again with ``--no-shared-front``."""
     rows = []
     for seconds, path in audio.items():
         signal = None
@@ -30,6 +32,10 @@ def section_end_to_end(audio: dict[int, Path], variants: list[str], torch_fwd, s
             for v in variants:
                 calls[f"powerseg vad {v}"] = (lambda v=v: cli_vad(
                     path, tmp / f"e2e-{seconds}-{step:g}-{v}.rttm", v, step, threads, provider))
+            for v in full_model:  # the same variant without its shared front-end pair
+                calls[f"powerseg vad {v} full model"] = (lambda v=v: cli_vad(
+                    path, tmp / f"e2e-{seconds}-{step:g}-{v}-full.rttm", v, step, threads,
+                    provider, shared_front=False))
             if torch_fwd is not None:
                 if signal is None:
                     signal = sf.read(str(path), dtype="float32")[0]

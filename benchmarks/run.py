@@ -188,7 +188,7 @@ def main(argv=None) -> int:
     e2e_audio = audio if not q else {600: path10}
     section("e2e", "end_to_end", lambda: section_end_to_end(
         e2e_audio, speed_variants, torch_fwd, [1.0, 5.0], args.e2e_reps or (1 if q else 3), args.threads,
-        args.provider, args.tmp))
+        args.provider, args.tmp, full_model=("fp32", "int8") if args.provider == "cpu" else ()))
 
     log("cold start: python -m powerseg vad on 1 s of audio, process start to written output")
     section("cold", "cold_start", lambda: section_cold_start(
@@ -299,7 +299,9 @@ def table(doc: dict) -> str:
     mm = doc.get("matmul_peak")
     peak = f"{mm['best_gflops']:.0f}" if mm else "unmeasured"
     for row in doc.get("end_to_end", []):
-        label = (f"e2e vad {row['audio_s'] / 60:g} min step {row['step']:g} s: wall s (RTF), "
+        full = row["contender"].endswith("full model")
+        label = (f"e2e vad {row['audio_s'] / 60:g} min step {row['step']:g} s"
+                 f"{', full model (--no-shared-front)' if full else ''}: wall s (RTF), "
                  f"GFLOP/s of {peak} matmul peak "
                  f"[{row['chunks']} chunks]")
         vals = e2e.setdefault(label, {})
@@ -308,7 +310,7 @@ def table(doc: dict) -> str:
             vals["torch"] = f"{wall:.2f} ({rtf:.4f}) forward only" + gflops(row)
         else:
             speedup = row.get("speedup_vs_torch_forward")
-            vals["onnx " + row["contender"].split()[-1]] = f"{wall:.2f} ({rtf:.4f})" + gflops(row) + (
+            vals["onnx " + row["contender"].split()[2]] = f"{wall:.2f} ({rtf:.4f})" + gflops(row) + (
                 f", x{speedup:.2f} vs torch" if speedup else "")
     for label, vals in e2e.items():
         lines.append(f"| {label} | " + " | ".join(cells(lambda k: vals.get(k, "-"))) + " |")

@@ -190,7 +190,8 @@ class Stream:
             self._total += min(piece, len(samples) - begin)
             last = begin + piece >= len(samples)
             early = wait and last
-            self._submit(list(iter(lambda: self._windows.next(early), None)), last=early)
+            self._submit(list(iter(lambda: self._windows.next(early), None)), last=early,
+                         live=early)
         if wait:
             self._drain()
 
@@ -210,10 +211,10 @@ class Stream:
         num_frames = self.framing.num_frames(full + has_last, self._total, has_last)
         return self._release(num_frames, last=True)
 
-    def _submit(self, windows: list[Window], last: bool) -> None:
+    def _submit(self, windows: list[Window], last: bool, live: bool = False) -> None:
         """Windows in order to the model, in batches of ``batch_size``; the ``last`` ones of a
-        push that waits spread over the workers instead, for the lowest latency (a lone one,
-        with nothing else running, over all the cores where the model gains from it).
+        push spread over the workers instead, for the lowest latency (and, ``live``, a lone one
+        with nothing else running over all the cores where the model gains from it).
 
         Batches run while the next samples are read and their windows made; results are taken
         in order once one more batch waits than there are workers (so a worker finds the next
@@ -226,7 +227,7 @@ class Stream:
         for i in range(0, len(windows), size):
             group = windows[i:i + size]
             samples = np.stack([w.samples for w in group]) if self._on_windows else None
-            lone = last and len(windows) == 1 and not self._running
+            lone = live and len(windows) == 1 and not self._running
             infer = self._model.infer_lone if lone else self._model.infer_async
             self._running.append((samples, infer(stack(group))))
             self._made += len(group)
