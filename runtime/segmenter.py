@@ -14,6 +14,7 @@ from powerseg.models import shared_tail_path
 from .audio import blocks, prepare
 from .binarize import BinarizeOptions, Region, binarize
 from .framing import Framing
+from .front import PAIR_MAX_STEP
 from .model import OnnxModel
 from .providers import CPU, resolve_providers
 from .stream import FrameScores, Stream, WindowHook
@@ -122,13 +123,15 @@ class Segmenter:
                               "full model for other steps")
 
     def _load(self) -> OnnxModel:
-        """A shipped variant's shared front-end pair on CPU when the step suits it, else the
-        model named (the full one: its own front per window)."""
+        """A shipped variant's shared front-end pair on CPU when the step suits it (whole conv
+        strides, at most ``PAIR_MAX_STEP`` of a window), else the model named (the full one:
+        its own front per window)."""
         o = self.options
         tail = shared_tail_path(o.model) if o.shared_front and isinstance(o.model, str) else None
         if tail is not None and resolve_providers(o.providers)[0] == CPU:
             pair = OnnxModel(tail, o.threads, o.providers)
-            if pair.accepts_step(round(o.step * pair.spec.sample_rate)):
+            step = round(o.step * pair.spec.sample_rate)
+            if pair.accepts_step(step) and step <= PAIR_MAX_STEP * pair.spec.window_samples:
                 return pair
         return OnnxModel(o.model, o.threads, o.providers)
 

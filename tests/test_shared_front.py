@@ -118,6 +118,7 @@ def test_push_sizes_do_not_change_a_single_input_byte(models):
 def test_steps_the_pair_cannot_take_use_the_full_model():
     assert Segmenter(step=1.0).shared_front and Segmenter(model="int8").shared_front
     assert not Segmenter(step=1.2345).shared_front  # 19752 samples: not whole conv strides
+    assert Segmenter(step=2.5).shared_front and not Segmenter(step=3.0).shared_front  # pays to 2.5 s
     assert not Segmenter(model="fp16").shared_front  # for GPUs: no pair
     assert not Segmenter(model=str(model_path("fp32"))).shared_front  # a path is what it names
     tail = Segmenter(model=str(shared_tail_path("fp32")))
