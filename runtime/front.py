@@ -129,14 +129,16 @@ class FrontModel(OnnxSession):
                 not row_shape or not all(isinstance(d, int) for d in row_shape) or \
                 s.block_frames % s.pool or \
                 s.block_samples != s.stride * (s.block_frames + s.pool - 2) + s.kernel:
-            raise ModelError(f"{self.path}: input {inputs[0].shape} / output {out} do not match "
+            raise ModelError(f"{self.path}: inputs {[i.shape for i in inputs]} / output {out} do "
+                             "not match "
                              f"the block geometry its metadata gives ({ints}); re-export the pair "
                              "with `powerseg export`")
         self._input = inputs[0].name
 
     @classmethod
-    def of_tail(cls, tail: OnnxSession, threads: int | None, providers) -> FrontModel:
-        """The front a tail names in its metadata (a file beside it, checked by sha256)."""
+    def of_tail(cls, tail: OnnxSession, providers: str | list) -> FrontModel:
+        """The front a tail names in its metadata (a file beside it, checked by sha256); one
+        worker: it runs on the stream's thread, beside the tail's workers."""
         try:
             ref = json.loads(tail.metadata["front_model"])
             path = Path(tail.path).with_name(ref["file"])
@@ -149,7 +151,7 @@ class FrontModel(OnnxSession):
         if sha256(path) != ref.get("sha256"):
             raise ModelError(f"{path}: not the front {tail.path.name} was exported with (sha256 "
                              "differs); re-export the pair with `powerseg export`")
-        return cls(path, threads, providers)
+        return cls(path, 1, providers)
 
     def rows(self, blocks: np.ndarray) -> Iterator[np.ndarray]:
         """(n, block_samples) signal blocks -> (rows, pool, *row_shape) rows, a run of at most
@@ -166,11 +168,12 @@ class FrontModel(OnnxSession):
 class FrontWindows:
     """Windows for a pair's tail: front rows computed block by block as samples arrive.
 
-    Holds the rows of about one window (16x the bytes of its samples) and the window's samples, which give its mean and variance and are what the window hook sees. A
-    window is handed out as soon as its samples are in, as the full model's are: when the block
-    holding its last conv frame still lacks samples (those after the window), that block runs
-    on zeros past them, provisionally. The rows the window uses are exact (each conv frame
-    reads only its own 251 samples, in the same block position); it runs again once complete.
+    Holds the rows of about one window (16x the bytes of its samples) and the window's samples,
+    which give its mean and variance and are what the window hook sees. A window is handed out as
+    soon as its samples are in, as the full model's are: when the block holding its last conv
+    frame still lacks samples (those after the window), that block runs on zeros past them,
+    provisionally. The rows the window uses are exact (each conv frame reads only its own 251
+    samples, in the same block position); it runs again once complete.
     """
 
     def __init__(self, front: FrontModel, first: FirstBlock, window_samples: int,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -102,7 +103,7 @@ class OnnxModel(OnnxSession):
         self.front, self.first_block = None, None
         if self.metadata.get("role") == "shared_tail":
             self.first_block = FirstBlock.from_metadata(self.metadata, str(self.path))
-            self.front = FrontModel.of_tail(self, threads, providers)
+            self.front = FrontModel.of_tail(self, providers)
         self._check_io()
 
     def windows(self, step_samples: int) -> WindowSource:
@@ -199,14 +200,25 @@ class OnnxModel(OnnxSession):
 def window_logprobs(model: OnnxModel, signal: np.ndarray, framing: Framing,
                     batch_size: int = 32) -> np.ndarray:
     """Every window of a whole signal, made as a stream makes them (pyannote's last window
-    zero-padded), through ``model``: (chunks, frames, classes)."""
-    def run(windows: list[Window]) -> list[np.ndarray]:
-        return [model.infer(stack(windows[i:i + batch_size]))
-                for i in range(0, len(windows), batch_size)]
-
+    zero-padded), through ``model`` in batches: (chunks, frames, classes)."""
     source = model.windows(framing.step_samples)
     source.append(signal)
-    ready = list(iter(source.next, None))
-    outs = run(ready)  # before ``rest``, which appends padding: the windows are views
+    outs: list[np.ndarray] = []
+    batch: list[Window] = []
+
+    def run(windows: Iterable[Window]) -> int:
+        count = 0
+        for window in windows:
+            batch.append(window)
+            count += 1
+            if len(batch) == batch_size:
+                outs.append(model.infer(stack(batch)))
+                batch.clear()
+        return count
+
+    made = run(iter(source.next, None))
     full, has_last = framing.num_chunks(len(signal))
-    return np.concatenate(outs + run(source.rest(full + has_last - len(ready))))
+    run(source.rest(full + has_last - made))
+    if batch:
+        outs.append(model.infer(stack(batch)))
+    return np.concatenate(outs)

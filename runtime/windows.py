@@ -2,9 +2,9 @@
 
 A window source belongs to one stream: samples go in with ``append``; ``next`` hands out each
 window once its samples are in (``early``) or once everything it needs is computed; at the end
-of the audio, ``rest`` hands out the windows still to come, with zeros past the end as
-pyannote pads its last window. The full model takes a window's samples (``SampleWindows``); the tail of a shared
-front-end pair takes front rows computed once over the signal (``runtime/front.py``).
+of the audio, ``rest`` hands out the windows still to come, with zeros past the end as pyannote
+pads its last window. The full model takes a window's samples (``SampleWindows``); the tail of a
+shared front-end pair takes front rows computed once over the signal (``runtime/front.py``).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class SampleWindows:
     def append(self, samples: np.ndarray) -> None:
         self.samples.append(samples)
 
-    def next(self, early: bool = True) -> Window | None:
+    def next(self, early: bool = True) -> Window | None:  # noqa: ARG002 - nothing to compute early
         if self.samples.stop < self.next_start + self.window:
             return None
         return self._take()
