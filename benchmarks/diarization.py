@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory import SHARED, write_tiled  # noqa: E402
+from memory import SHARED, write_results, write_tiled  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "diarization.json"
@@ -192,9 +192,7 @@ def main(argv=None) -> int:
                   f"{100 * doc['der_powerseg_vs_torch']:.3f} %")
     for run in doc["runs"]:
         del run["turns"]
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    write_results(RESULTS, doc)
     return 0
 
 

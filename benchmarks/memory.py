@@ -160,8 +160,15 @@ def write(output: Path, runs: list[dict]) -> None:
                        "onnxruntime": onnxruntime.__version__, "platform": platform.platform()},
            "runs": sorted(runs, key=lambda r: (r["command"], r.get("model", "fp32"),
                                                r["minutes"], -r["batch_size"], r["arena"]))}
+    write_results(output, doc, quiet=True)
+
+
+def write_results(output: Path, doc: dict, quiet: bool = False) -> None:
+    """A benchmark's JSON document (folders made as needed), and a line saying where."""
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(doc, indent=1) + "\n")
+    if not quiet:
+        print(f"wrote {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
 
 
 if __name__ == "__main__":

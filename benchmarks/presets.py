@@ -13,13 +13,12 @@ Prints a table and writes benchmarks/results/presets.json.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from memory import SHARED  # noqa: E402
+from memory import SHARED, write_results  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "presets.json"
@@ -69,9 +68,7 @@ def main(argv=None) -> int:
     for row in rows:
         row["speedup_vs_first"] = base / row["wall_s"]
     doc["rows"] = rows
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(doc, indent=1) + "\n")
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    write_results(RESULTS, doc)
     return 0
 
 

@@ -45,7 +45,7 @@ from e2e import section_end_to_end
 from footprint import section_cold_start, section_peak_rss
 from latency import section_latency
 from levers import section_levers
-from memory import read_mono
+from memory import read_mono, write_results
 from throughput import section_throughput
 from tiling import RATE, chunk_batches, sources, tiled
 from timing import fmt, interleave, log, matmul_peak_gflops, stats
@@ -155,8 +155,7 @@ def main(argv=None) -> int:
         except Exception as error:  # noqa: BLE001 - keep the other rows
             log(f"  {name} failed: {type(error).__name__}: {error}")
             doc["errors"][name] = f"{type(error).__name__}: {error}"
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(doc, indent=1) + "\n")
+        write_results(args.output, doc, quiet=True)
 
     log("latency, one 10 s chunk at batch 1, and a live stream's window (ms): median [min-max]")
     live = {}
@@ -242,9 +241,8 @@ def main(argv=None) -> int:
         doc["machine"]["loadavg_at_end"] = os.getloadavg()
 
     log("\n" + table(doc))
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(doc, indent=1) + "\n")
-    log(f"wrote {args.output} ({doc['elapsed_s']:.0f} s)")
+    log(f"{doc['elapsed_s']:.0f} s in all")
+    write_results(args.output, doc)
     return 0
 
 
