@@ -30,7 +30,9 @@ from .verify import (DITHER_LSB, audio_windows, compare, dithered, onnx_logprobs
 def build(checkpoint: str | Path, output: str | Path, variants: list[str] = (),
           audio: list[Path] | None = None, token: str | None = None,
           command: str | None = None, embedding_checkpoint: str | Path | None = None) -> dict:
-    """Export ``checkpoint`` to ``output`` (fp32) plus sibling ``variants``; write manifest.json.
+    """Export ``checkpoint`` to ``output`` (fp32) plus sibling ``variants``, and the shared
+    front-end pair beside them (``.front``/``.tail``, and ``.int8.tail`` with int8, verified
+    against the full model); write manifest.json.
 
     ``audio`` (default: the bundled recording) is what the export is verified on and
     what the variants' agreement with fp32 is measured on. ``embedding_checkpoint`` (CAM++)
