@@ -151,6 +151,7 @@ def test_export_time_check_passes_and_catches_a_mismatch(tmp_path, torch_model):
 
 def _edited_pair(tmp_path, variant="fp32", front_meta=None, tail_meta=None):
     """A copy of a shipped pair with metadata entries changed (None: deleted)."""
+    from powerseg.export.onnx_export import set_metadata
     from powerseg.export.shared_front import front_reference
 
     tail_src = shared_tail_path(variant)
@@ -166,10 +167,7 @@ def _edited_pair(tmp_path, variant="fp32", front_meta=None, tail_meta=None):
                 props[key] = value
         if dst == tail:
             props["front_model"] = front_reference(front)
-        del proto.metadata_props[:]
-        for key, value in props.items():
-            entry = proto.metadata_props.add()
-            entry.key, entry.value = key, value
+        set_metadata(proto, props)
         onnx.save(proto, str(dst))
     return tail
 
