@@ -102,7 +102,6 @@ def live_stream(variant: str, threads: int, provider: str, signal: np.ndarray,
         state["stream"].push(signal[state["at"]:state["at"] + step])
         state["at"] += step
 
-    push.segmenter = seg
     return push
 
 
