@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import numpy as np
@@ -172,15 +173,19 @@ class Diarization:
         return list(self._exclusive)
 
 
-class _ChunkEmbeddings:
-    """The stream's window hook: embeds each chunk's local speakers as the windows run.
+class Rounds:
+    """The stream's window hook for diarization: per round of windows, the hard activations
+    (uint8: 0/1 is exact in it) and the (chunk, local speaker) embeddings, kept for clustering.
 
     With ``min_clean_frames``, a speaker's overlap-free mask is used when it keeps more
     frames than that (pyannote's ``embedding_exclude_overlap``), else the full mask.
+    ``then(binarized, embeddings)`` sees each round as it comes (a live stream's clustering).
     """
 
-    def __init__(self, embedder: Embedder, min_clean_frames: int | None):
-        self.embedder, self.min_clean_frames = embedder, min_clean_frames
+    def __init__(self, embedder: Embedder, min_clean_frames: int | None,
+                 then: Callable[[np.ndarray, np.ndarray], None] | None = None):
+        self.embedder, self.min_clean_frames, self.then = embedder, min_clean_frames, then
+        self.binarized: list[np.ndarray] = []
         self.vectors: list[np.ndarray] = []
 
     def __call__(self, windows: np.ndarray, active: np.ndarray) -> None:
@@ -189,13 +194,20 @@ class _ChunkEmbeddings:
             clean = masks * (np.sum(active, axis=2) < 2)[:, None, :]
             enough = clean.sum(axis=2) > self.min_clean_frames
             masks = np.where(enough[..., None], clean, masks)
-        self.vectors.append(self.embedder.embed_chunks(windows, masks).vectors)
+        binarized = active.astype(np.uint8)
+        vectors = self.embedder.embed_chunks(windows, masks).vectors
+        self.binarized.append(binarized)
+        self.vectors.append(vectors)
+        if self.then is not None:
+            self.then(binarized, vectors)
 
-    def result(self, speakers: int) -> np.ndarray:
-        """All rounds' embeddings in one array; the rounds' own are let go."""
+    def arrays(self, frames: int, speakers: int) -> tuple[np.ndarray, np.ndarray]:
+        """(binarized, embeddings) of all rounds in one array each; the rounds' own let go."""
         if not self.vectors:
-            return np.zeros((0, speakers, self.embedder.dimension), np.float32)
-        out = np.concatenate(self.vectors)
+            return (np.zeros((0, frames, speakers), np.uint8),
+                    np.zeros((0, speakers, self.embedder.dimension), np.float32))
+        out = np.concatenate(self.binarized), np.concatenate(self.vectors)
+        self.binarized.clear()
         self.vectors.clear()
         return out
 
@@ -241,6 +253,10 @@ class Diarizer:
                 model.release_memory()
         trim_heap()
 
+    def rounds(self, then: Callable[[np.ndarray, np.ndarray], None] | None = None) -> Rounds:
+        """A window hook that embeds each round of windows (``Segmenter``'s ``on_windows``)."""
+        return Rounds(self.embedder, self._min_clean_frames(), then)
+
     def __call__(self, audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
                  num_speakers: int | None = None, min_speakers: int | None = None,
                  max_speakers: int | None = None) -> Diarization:
@@ -249,11 +265,23 @@ class Diarizer:
         ``num_speakers`` fixes the number of speakers; ``min_speakers``/``max_speakers``
         bound it (pyannote walks the dendrogram to reach the bounds when it can).
         """
+        speaker_bounds(num_speakers, min_speakers, max_speakers)  # before any audio is read
+        rounds = self.rounds()
+        segmentation = self.segmenter(audio, sample_rate=sample_rate, activations=False,
+                                      on_windows=rounds)
+        return self.finish(segmentation, rounds, num_speakers, min_speakers, max_speakers)
+
+    def finish(self, segmentation: Segmentation, rounds: Rounds, num_speakers: int | None = None,
+               min_speakers: int | None = None, max_speakers: int | None = None) -> Diarization:
+        """The stages after the windows: speaker count, clustering, reconstruction, turns.
+
+        ``segmentation`` and ``rounds`` are what the windows made (offline, or a live stream's
+        at its flush), so both paths end in the same result.
+        """
         low, high = speaker_bounds(num_speakers, min_speakers, max_speakers)
-        embed = _ChunkEmbeddings(self.embedder, self._min_clean_frames())
-        segmentation = self.segmenter(audio, sample_rate=sample_rate, on_windows=embed)
-        binarized = segmentation.activations
-        embeddings = embed.result(binarized.shape[2])
+        spec = self.segmenter.spec
+        binarized, embeddings = rounds.arrays(spec.num_frames, spec.num_speakers)
+        segmentation = replace(segmentation, activations=binarized)
         self._release_memory()
         framing = self.segmenter.framing
         count = speaker_count(binarized, framing)
@@ -272,7 +300,7 @@ class Diarizer:
         if found < low or (high is not None and found > high):
             warnings.warn(f"found {found} speakers, outside the bounds [{low}, {high}] asked "
                           "for: too few embeddings to make more clusters of "
-                          f"min_cluster_size {self.options.min_cluster_size}", stacklevel=2)
+                          f"min_cluster_size {self.options.min_cluster_size}", stacklevel=3)
         if high is not None:
             count = np.minimum(count, high).astype(np.uint8)
         discrete = reconstruct(binarized, clusters.hard, count, framing)
