@@ -11,12 +11,13 @@ if (_checkout / "pyproject.toml").is_file() and (_checkout / "runtime" / "__init
     __path__.append(str(_checkout))
 
 from .errors import (AudioError, CheckpointError, ModelError, OptionError, OutputError,  # noqa: E402
-                     PowersegError, ProviderError)
-from .runtime import (Diarization, Diarizer, DiarizerOptions, Embedder,  # noqa: E402
+                     PowersegError, ProviderError, StreamClosedError)
+from .runtime import (Diarization, DiarizationStream, Diarizer, DiarizerOptions, Embedder,  # noqa: E402
                       EmbedderOptions, Embedding, Embeddings, Segmentation, Segmenter,
                       SegmenterOptions, Turn)
 
-__all__ = ["AudioError", "CheckpointError", "Diarization", "Diarizer", "DiarizerOptions",
+__all__ = ["AudioError", "CheckpointError", "Diarization", "DiarizationStream", "Diarizer", "DiarizerOptions",
            "Embedder", "EmbedderOptions", "Embedding", "Embeddings",
            "ModelError", "OptionError", "OutputError", "PowersegError", "ProviderError",
-           "Segmentation", "Segmenter", "SegmenterOptions", "Turn", "__version__"]
+           "Segmentation", "Segmenter", "SegmenterOptions", "StreamClosedError", "Turn",
+           "__version__"]

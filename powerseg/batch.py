@@ -114,13 +114,11 @@ class Producer:
 
     def records(self, path: Path) -> tuple[list[str], dict]:
         """(RTTM lines, JSON document) of one input (vad, osd, diarize)."""
-        from powerseg.runtime.writers import diarization_json, regions_json, rttm_lines
+        from powerseg.runtime.writers import regions_json, rttm_lines
 
         uri, task = uri_of(path), self.task
         if task.command == "diarize":
-            result = self.model(path, **task.speakers)
-            found = result.exclusive() if task.exclusive else result.turns()
-            return rttm_lines(uri, found), diarization_json(uri, found, result)
+            return diarization_records(uri, self.model(path, **task.speakers), task.exclusive)
         result = self.model(path, activations=False)  # memory flat in the duration
         found = result.vad(self.options) if task.command == "vad" else result.osd(self.options)
         return rttm_lines(uri, found), regions_json(uri, found, result)
@@ -133,6 +131,14 @@ class Producer:
         rttm, document = self.records(path)
         text = "".join(rttm) if self.task.format == "rttm" else dumps_json(document)
         return text.encode("utf-8")
+
+
+def diarization_records(uri: str, result, exclusive: bool = False) -> tuple[list[str], dict]:
+    """(RTTM lines, JSON document) of a diarization, as ``powerseg diarize`` writes them."""
+    from powerseg.runtime.writers import diarization_json, rttm_lines
+
+    found = result.exclusive() if exclusive else result.turns()
+    return rttm_lines(uri, found), diarization_json(uri, found, result)
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:

@@ -153,7 +153,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--events", choices=("both", "speech", "overlap"), default="both")
     p.add_argument("--block", type=_positive_float, default=0.1,
                    help="seconds of audio read at a time (default 0.1)")
-    _model_options(p)
+    live = p.add_argument_group("live diarization")
+    live.add_argument("--diarization", action="store_true",
+                      help="who speaks: speaker turns (RTTM lines) as they become final, "
+                      "--latency seconds after they are heard, instead of speech/overlap events")
+    live.add_argument("--latency", type=float, default=5.0,
+                      help="seconds from hearing a moment to labelling it, from the step (1 s) "
+                      "to 10 (default 5); shorter means fewer windows have heard it")
+    live.add_argument("--format", choices=("rttm", "jsonl"), default="rttm",
+                      help="rttm (default): one RTTM line a turn; jsonl: one JSON object a turn")
+    live.add_argument("--final-output", type=Path, default=None,
+                      help="at the end, write what `powerseg diarize` gives for the same audio "
+                      "(RTTM, or JSON for a .json path)")
+    live.add_argument("--realtime", action="store_true",
+                      help="read a file at real-time pace (demos, latency measurements)")
+    _diarization_options(p)
+    _model_options(p, step=None)
     _binarize_options(p)
 
     p = sub.add_parser("scores", help="aggregated speech/overlap scores per frame (npz)")
@@ -390,20 +405,34 @@ def _speakers(args: argparse.Namespace) -> dict:
 
 
 def _stream(args: argparse.Namespace) -> int:
-    """Print ``speech START END`` / ``overlap START END`` lines as regions become final."""
-    import numpy as np
-
-    from powerseg.runtime.audio import blocks
-
+    """Print ``speech START END`` / ``overlap START END`` lines as regions become final
+    (speaker turns with ``--diarization``)."""
+    if args.diarization:
+        return _live_diarization(args)
     options = _binarize(args)
     segmenter = _segmenter(args)
-    rate = segmenter.spec.sample_rate
     stream = segmenter.stream(vad=options if args.events != "overlap" else None,
                               osd=options if args.events != "speech" else None)
 
     def show(part) -> None:
         for region in part.events:
             print(f"{region.label.lower()} {region.start:.3f} {region.end:.3f}", flush=True)
+
+    for samples in _live_blocks(args, segmenter.spec.sample_rate):
+        show(stream.push(samples))
+    show(stream.flush())
+    return 0
+
+
+def _live_blocks(args: argparse.Namespace, rate: int):
+    """Blocks of ``--block`` seconds of mono samples at ``rate``: raw s16le PCM from stdin
+    ('-') or a .raw/.pcm file as it comes, or any audio file (at real-time pace with
+    ``--realtime``)."""
+    import time
+
+    import numpy as np
+
+    from powerseg.runtime.audio import blocks
 
     block = max(1, round(args.block * rate))  # samples per push
     raw = args.audio == "-" or Path(args.audio).suffix.lower() in (".raw", ".pcm")
@@ -418,12 +447,54 @@ def _stream(args: argparse.Namespace) -> int:
                 data = left + data
                 cut = len(data) - len(data) % 2
                 left = data[cut:]
-                show(stream.push(np.frombuffer(data[:cut], dtype="<i2")))
-    else:
-        for samples in blocks(Path(args.audio), rate):
-            for begin in range(0, len(samples), block):
-                show(stream.push(samples[begin:begin + block]))
-    show(stream.flush())
+                yield np.frombuffer(data[:cut], dtype="<i2")
+        return
+    begun, sent = time.monotonic(), 0
+    for samples in blocks(Path(args.audio), rate):
+        for begin in range(0, len(samples), block):
+            if args.realtime:  # the next block once the audio before it would have been heard
+                time.sleep(max(0.0, begun + sent / rate - time.monotonic()))
+            yield samples[begin:begin + block]
+            sent += len(samples[begin:begin + block])
+
+
+def _live_diarization(args: argparse.Namespace) -> int:
+    """Speaker turns as RTTM (or JSON) lines as they become final; the offline result at the
+    end with ``--final-output``."""
+    import json
+
+    from powerseg.batch import diarization_records
+    from powerseg.runtime.live import check_latency
+    from powerseg.runtime.writers import dumps_json, rttm_lines, uri_of
+
+    if args.final_output is not None and args.final_output.suffix.lower() not in (".rttm", ".json"):
+        raise OptionError(f"--final-output {args.final_output}: give a .rttm or .json path")
+    diarizer = _diarizer(args)
+    framing = diarizer.segmenter.framing
+    check_latency(args.latency, framing.step, framing.spec.window, "--latency")
+    stream = diarizer.stream(latency=args.latency, **_speakers(args))
+    uri = "stdin" if args.audio == "-" else uri_of(args.audio)
+
+    def show(turns) -> None:
+        for turn in turns:
+            if args.format == "jsonl":
+                line = json.dumps({"uri": uri, "start": round(turn.start, 6),
+                                   "end": round(turn.end, 6), "speaker": turn.speaker}) + "\n"
+            else:
+                line = rttm_lines(uri, [turn])[0]
+            sys.stdout.write(line)
+            sys.stdout.flush()
+
+    for samples in _live_blocks(args, diarizer.segmenter.spec.sample_rate):
+        show(stream.push(samples))
+    end = stream.flush()
+    show(end.turns)
+    if args.final_output is not None:
+        lines, document = diarization_records(uri, end.diarization, exclusive=False)
+        _emit(args.final_output, "".join(lines) if args.final_output.suffix.lower() == ".rttm"
+              else dumps_json(document))
+    mapping = ", ".join(f"{live} -> {final or 'none'}" for live, final in end.labels.items())
+    print(f"powerseg: final speakers: {mapping or 'none'}", file=sys.stderr)
     return 0
 
 

@@ -49,3 +49,7 @@ class OutputError(PowersegError, OSError):
 
 class VerificationError(ModelError):
     """An exported model disagrees with the torch model beyond the stated tolerance."""
+
+
+class StreamClosedError(PowersegError, RuntimeError):
+    """A stream was pushed to, or flushed, after its flush."""

@@ -15,7 +15,7 @@ import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -26,6 +26,9 @@ from .embedder import Embedder
 from .reconstruct import column_turns, reconstruct, speaker_count, speaker_labels
 from .segmenter import Segmentation, Segmenter
 from .session import OnnxSession, trim_heap
+
+if TYPE_CHECKING:
+    from .live import DiarizationStream
 
 # Centroid-linkage distance between unit vectors (cosine similarity 0.63): the lowest total DER
 # over the shared test sets for CAM++ in pyannote's own threshold search (0.84 ties; pyannote 3.1
@@ -256,6 +259,17 @@ class Diarizer:
     def rounds(self, then: Callable[[np.ndarray, np.ndarray], None] | None = None) -> Rounds:
         """A window hook that embeds each round of windows (``Segmenter``'s ``on_windows``)."""
         return Rounds(self.embedder, self._min_clean_frames(), then)
+
+    def stream(self, latency: float = 5.0, sample_rate: int | None = None,
+               num_speakers: int | None = None, min_speakers: int | None = None,
+               max_speakers: int | None = None) -> DiarizationStream:
+        """Live diarization: ``push`` samples as they arrive, get each moment's speaker
+        ``latency`` seconds (one step to one window) later; ``flush`` ends in what this
+        Diarizer gives for the same audio and speaker bounds (runtime/live.py)."""
+        from .live import DiarizationStream
+
+        return DiarizationStream(self, latency, sample_rate, num_speakers, min_speakers,
+                                 max_speakers)
 
     def __call__(self, audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
                  num_speakers: int | None = None, min_speakers: int | None = None,

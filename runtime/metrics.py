@@ -99,6 +99,31 @@ def _activity(regions: list[Region], bounds: np.ndarray) -> np.ndarray:
     return active
 
 
+def _activities(reference: list[Region],
+                hypothesis: list[Region]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Elementary segment bounds, and each side's (segments, labels) activity on them."""
+    bounds = np.unique([t for r in [*reference, *hypothesis] for t in (r.start, r.end)])
+    if len(bounds) < 2:
+        return bounds, np.zeros((0, 0), np.int64), np.zeros((0, 0), np.int64)
+    return bounds, _activity(reference, bounds), _activity(hypothesis, bounds)
+
+
+def speaker_mapping(source: list[Region], target: list[Region]) -> dict[str, str | None]:
+    """Each ``source`` label -> the ``target`` label it shares most time with, one-to-one
+    (the mapping the diarization error rate uses); None for a label left without one."""
+    bounds, src, tgt = _activities(source, target)
+    names = sorted({r.label for r in source})
+    mapping: dict[str, str | None] = dict.fromkeys(names)
+    if len(bounds) < 2 or not tgt.shape[1]:
+        return mapping
+    together = (src.T * np.diff(bounds)) @ tgt
+    targets = sorted({r.label for r in target})
+    for row, col in zip(*linear_sum_assignment(together, maximize=True)):
+        if together[row, col] > 0:
+            mapping[names[row]] = targets[col]
+    return mapping
+
+
 def diarization_error(reference: list[Region], hypothesis: list[Region],
                       uem: list[tuple[float, float]] | None = None) -> DiarizationError:
     """Missed, false alarm and confusion seconds; region labels are the speakers."""
@@ -115,11 +140,10 @@ def diarization_error(reference: list[Region], hypothesis: list[Region],
         return out
 
     reference, hypothesis = clipped(reference), clipped(hypothesis)
-    bounds = np.unique([t for r in [*reference, *hypothesis] for t in (r.start, r.end)])
+    bounds, ref, hyp = _activities(reference, hypothesis)
     if len(bounds) < 2:
         return DiarizationError(0.0, 0.0, 0.0, 0.0)
     duration = np.diff(bounds)
-    ref, hyp = _activity(reference, bounds), _activity(hypothesis, bounds)
     together = (ref.T * duration) @ hyp
     rows, cols = linear_sum_assignment(together, maximize=True)
     correct = np.minimum(ref[:, rows], hyp[:, cols]).sum(axis=1)

@@ -170,7 +170,12 @@ class Segmenter:
             if sample_rate is None:
                 raise OptionError("sample_rate is required with an array input")
             parts = [stream.push(prepare(audio, sample_rate, self.spec.sample_rate), wait=False)]
-        source = audio if isinstance(audio, (str, os.PathLike)) else "array"
+        self.check_length(stream, audio if isinstance(audio, (str, os.PathLike)) else "array")
+        parts.append(stream.flush())
+        return self.result(parts, stream)
+
+    def check_length(self, stream: Stream, source: str | os.PathLike) -> None:
+        """An AudioError naming ``source`` when what was pushed cannot make one output frame."""
         if stream.samples_pushed == 0:
             raise AudioError(f"{source}: decodes to zero samples (the input holds no audio)")
         if stream.samples_pushed < self.spec.frame_duration_samples:
@@ -178,10 +183,9 @@ class Segmenter:
             raise AudioError(f"{source}: {1000 * stream.samples_pushed / rate:.1f} ms of audio is "
                              f"shorter than one output frame ({1000 * self.spec.frame_duration:.1f}"
                              " ms); nothing to segment")
-        parts.append(stream.flush())
-        return self._result(parts, stream)
 
-    def _result(self, parts: list[FrameScores], stream: Stream) -> Segmentation:
+    def result(self, parts: list[FrameScores], stream: Stream) -> Segmentation:
+        """The ``Segmentation`` of a stream: its final frame scores, in order, put together."""
         spec = self.spec
         acts = None
         if stream.activations is not None:

@@ -1,0 +1,328 @@
+"""Live speaker diarization: speaker turns while the audio arrives, the offline result at the end.
+
+Each round of windows that the segmentation stream runs is embedded once (the Diarizer's
+``Rounds``) and serves twice. Kept, it is what the offline clustering needs at ``flush``, so the
+final result is the offline Diarizer's, byte for byte. As it comes, each window's local
+speakers are matched to the speakers heard so far (``OnlineClustering``) and their activity is
+voted into a timeline (``LiveTimeline``) whose frames are labelled once ``latency`` seconds of
+audio after them have arrived, and never relabelled.
+
+Which windows vote on a frame depends only on the frame and the latency (those whose 10 s have
+all arrived by the frame's middle plus ``latency``), never on how the audio was cut into
+pushes, so any push sizes give the same live turns.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
+
+from powerseg.errors import OptionError, StreamClosedError
+
+from .binarize import BinarizeOptions, Region, RegionTracker
+from .clustering import training_pairs
+from .diarizer import Diarization, Diarizer, Turn, speaker_bounds
+from .framing import Framing
+from .metrics import speaker_mapping
+from .reconstruct import timeline_frames
+
+class OnlineClustering:
+    """Each window's local speakers -> global speakers, one window at a time.
+
+    diart's rule on the offline pipeline's embeddings: a one-to-one assignment on cosine
+    distance to the centroids heard so far, so two local speakers of one window are two
+    people. A speaker reliable enough for the offline clustering (alone for a fifth of its
+    window, with an embedding) that is farther than ``new_speaker`` from every centroid opens
+    a new one while ``max_speakers`` allows; reliable matches add to their centroid (a sum of
+    embeddings, as the offline centroids are means). Others are matched to the closest free
+    centroid: a guess is no worse than a miss.
+    """
+
+    def __init__(self, new_speaker: float, max_speakers: int | None = None):
+        self.new_speaker = new_speaker  # cosine distance
+        self.max_speakers = max_speakers
+        self.sums: np.ndarray | None = None  # (speakers, dimension) float64
+
+    @property
+    def num_speakers(self) -> int:
+        return 0 if self.sums is None else len(self.sums)
+
+    def __call__(self, binarized: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
+        """(frames, local speakers) 0/1 and (local speakers, dimension) -> (local speakers,)
+        global speaker of each, -1 for none (silent, no embedding, or no free speaker)."""
+        hard = np.full(binarized.shape[1], -1, dtype=np.int64)
+        usable = binarized.any(axis=0) & np.isfinite(embeddings).all(axis=1)
+        reliable = np.zeros(binarized.shape[1], dtype=bool)
+        reliable[training_pairs(embeddings[None], binarized[None])[1]] = True
+        # the reliable speakers first: they alone may open speakers and move centroids
+        self._match(np.flatnonzero(reliable), embeddings, hard, may_open=True)
+        self._match(np.flatnonzero(usable & ~reliable), embeddings, hard, may_open=False)
+        return hard
+
+    def _match(self, rows: np.ndarray, embeddings: np.ndarray, hard: np.ndarray,
+               may_open: bool) -> None:
+        """One-to-one: ``rows`` to the speakers no other local speaker took (or new ones)."""
+        known = self.num_speakers
+        free = np.setdiff1d(np.arange(known), hard[hard >= 0])
+        room = 0 if not may_open else len(rows) if self.max_speakers is None else \
+            max(0, min(len(rows), self.max_speakers - known))
+        if len(rows) == 0 or len(free) + room == 0:
+            return
+        vectors = np.asarray(embeddings[rows], dtype=np.float64)
+        cost = np.full((len(rows), len(free) + room), self.new_speaker)
+        if len(free):
+            cost[:, :len(free)] = cdist(vectors, self.sums[free], metric="cosine")
+        opened = []
+        for row, column in zip(*linear_sum_assignment(cost)):
+            if column < len(free):
+                hard[rows[row]] = free[column]
+                if may_open:
+                    self.sums[free[column]] += vectors[row]
+            else:
+                hard[rows[row]] = known + len(opened)
+                opened.append(vectors[row])
+        if opened:
+            self.sums = np.vstack([s for s in (self.sums, np.array(opened)) if s is not None])
+
+
+class LiveTimeline:
+    """The votes of the windows run so far on each frame's speakers, and the frames decided.
+
+    Per frame, as the offline reconstruction but over the windows run so far: the number of
+    speakers is the rounded mean of the windows' counts (capped at ``max_speakers``), and the
+    speakers are those with the largest summed activity. A frame no window covers (the few
+    between one window's last frame and the next window's end) repeats the frame before it.
+    Decided frames go through one ``RegionTracker`` per speaker into turns.
+    """
+
+    def __init__(self, framing: Framing, max_speakers: int | None = None,
+                 min_duration_off: float = 0.0):
+        self.framing = framing
+        self.max_speakers = max_speakers
+        self.decided = 0  # frames whose speakers are decided, from the first
+        self.votes = np.zeros((0, 0), np.float32)  # (held frames, speakers) summed activity
+        self.counts = np.zeros(0, np.float32)  # summed number of active local speakers
+        self.windows = np.zeros(0, np.int32)  # windows that voted on each held frame
+        self.held = 0  # frames from ``decided`` on that some window covers
+        self.previous = np.zeros(0, np.uint8)  # the last decided frame's speakers
+        spec = framing.spec
+        self._grid = (spec.frame_start, spec.frame_step, spec.frame_duration)
+        self._binarize = BinarizeOptions(onset=0.5, offset=0.5, min_duration_off=min_duration_off)
+        self.trackers: list[RegionTracker] = []
+        self.labels: dict[int, str] = {}  # global speaker -> live label, in order of appearance
+
+    def add(self, chunk: int, binarized: np.ndarray, hard: np.ndarray) -> None:
+        """One window's (frames, local speakers) activity, its local speakers' global ones."""
+        first = self.framing.first_frame(chunk)
+        skip = max(0, self.decided - first)  # frames already decided keep their speakers
+        start, end = first + skip - self.decided, first + len(binarized) - self.decided
+        if end <= start:
+            return
+        self._reserve(end, max(self.votes.shape[1], int(hard.max(initial=-1)) + 1))
+        rows = binarized[skip:]
+        for speaker in np.unique(hard[hard >= 0]):
+            self.votes[start:end, speaker] += rows[:, hard == speaker].max(axis=1)
+        self.counts[start:end] += rows.sum(axis=1)
+        self.windows[start:end] += 1
+        self.held = max(self.held, end)
+
+    def _reserve(self, frames: int, speakers: int) -> None:
+        if frames <= len(self.windows) and speakers <= self.votes.shape[1]:
+            return
+        size = max(frames, 2 * len(self.windows)) if frames > len(self.windows) else len(self.windows)
+        votes = np.zeros((size, speakers), np.float32)
+        votes[:self.held, :self.votes.shape[1]] = self.votes[:self.held]
+        counts, windows = np.zeros(size, np.float32), np.zeros(size, np.int32)
+        counts[:self.held], windows[:self.held] = self.counts[:self.held], self.windows[:self.held]
+        self.votes, self.counts, self.windows = votes, counts, windows
+
+    def decide(self, upto: int) -> list[Region]:
+        """Decide frames [decided, upto) (no further than some window covers, unless the stream
+        ended); returns the turns that became final, labelled."""
+        count = min(upto, self.decided + self.held) - self.decided
+        if count <= 0:
+            return []
+        speakers = self.votes.shape[1]
+        votes, windows = self.votes[:count], self.windows[:count]
+        number = np.rint(self.counts[:count] / np.maximum(windows, 1)).astype(np.int64)
+        if self.max_speakers is not None:
+            number = np.minimum(number, self.max_speakers)
+        ranked = np.argsort(-votes, axis=1, kind="stable")
+        on = np.zeros(votes.shape, np.uint8)
+        np.put_along_axis(on, ranked, (np.arange(speakers)[None, :] < number[:, None])
+                          .astype(np.uint8), axis=1)
+        on &= (votes > 0).astype(np.uint8)
+        previous = np.zeros(speakers, np.uint8)
+        previous[:len(self.previous)] = self.previous
+        for frame in np.flatnonzero(windows == 0):  # no window covers it: as the frame before
+            on[frame] = on[frame - 1] if frame else previous
+        self.previous = on[-1].copy()
+        turns = self._track(on)
+        self._shift(count)
+        return turns
+
+    def _shift(self, count: int) -> None:
+        keep = self.held - count
+        for buffer in (self.votes, self.counts, self.windows):
+            buffer[:keep] = buffer[count:self.held]
+            buffer[keep:self.held] = 0
+        self.held, self.decided = keep, self.decided + count
+
+    def _track(self, on: np.ndarray) -> list[Region]:
+        """Decided frames through each speaker's tracker; labels in order of first activity."""
+        firsts = [(int(np.argmax(on[:, s])), s) for s in range(on.shape[1])
+                  if s not in self.labels and on[:, s].any()]
+        for _, speaker in sorted(firsts):
+            self.labels[speaker] = f"SPEAKER_{len(self.labels):02d}"
+        turns: list[Region] = []
+        for speaker in range(on.shape[1]):
+            if speaker == len(self.trackers):  # a new speaker: its tracker catches up, silent
+                tracker = RegionTracker(self._binarize, "", *self._grid)
+                tracker.push(np.zeros(self.decided, np.float32))
+                self.trackers.append(tracker)
+            turns += self._labelled(speaker, self.trackers[speaker].push(on[:, speaker]))
+        return turns
+
+    def _labelled(self, speaker: int, regions: list[Region]) -> list[Region]:
+        return [Region(r.start, r.end, self.labels[speaker]) for r in regions]
+
+    def flush(self, upto: int) -> list[Region]:
+        """The end: decide every frame up to ``upto`` and close every speaker's last turn."""
+        turns = self.decide(upto)
+        for speaker, tracker in enumerate(self.trackers):
+            turns += self._labelled(speaker, tracker.flush())
+        return turns
+
+
+def check_latency(latency: float, step: float, window: float, name: str = "latency") -> float:
+    """``latency`` as a float, or an OptionError naming it (``name``: as the user wrote it)."""
+    if isinstance(latency, bool) or not isinstance(latency, (int, float, np.floating)) or \
+            not math.isfinite(latency) or not step <= latency <= window:
+        raise OptionError(f"{name} must be a number of seconds from the step ({step:g} s) to "
+                          f"the window ({window:g} s), got {latency!r}")
+    return float(latency)
+
+
+@dataclass(frozen=True)
+class LiveEnd:
+    """What ``DiarizationStream.flush`` returns: the last live turns, the offline result of
+    everything pushed, and which final speaker each live label became (None: no match)."""
+
+    turns: list[Turn]
+    diarization: Diarization
+    labels: dict[str, str | None]  # live label -> final label
+
+
+class LiveLabels:
+    """The live part of a stream, without the models: windows' activity and embeddings in, in
+    order; labelled turns out, each frame decided by the windows that end no later than its
+    middle plus ``latency``."""
+
+    def __init__(self, framing: Framing, latency: float, new_speaker: float,
+                 max_speakers: int | None = None, min_duration_off: float = 0.0):
+        self.framing = framing
+        self.latency = check_latency(latency, framing.step, framing.spec.window)
+        self.clustering = OnlineClustering(new_speaker, max_speakers)
+        self.timeline = LiveTimeline(framing, max_speakers, min_duration_off)
+        self.windows = 0  # windows clustered so far
+        self._ready: list[Region] = []  # turns decided and not taken yet
+
+    def _upto(self, seconds: float, strict: bool) -> int:
+        """Frames whose middle plus the latency is before (``strict``) or at ``seconds``."""
+        spec = self.framing.spec
+        x = (seconds - self.latency - spec.frame_start - 0.5 * spec.frame_duration) / spec.frame_step
+        return max(0, math.ceil(x) if strict else math.floor(x) + 1)
+
+    def _window_end(self, chunk: int) -> float:
+        return self.framing.chunk_start(chunk) + self.framing.spec.window
+
+    def add(self, binarized: np.ndarray, embeddings: np.ndarray) -> None:
+        """Windows (in order): first decide the frames the next one must not vote on."""
+        for active, vectors in zip(binarized, embeddings):
+            if self.windows:
+                self._ready += self.timeline.decide(self._upto(self._window_end(self.windows),
+                                                               strict=True))
+            self.timeline.add(self.windows, active, self.clustering(active, vectors))
+            self.windows += 1
+
+    def advance(self, seconds: float) -> list[Region]:
+        """``seconds`` of audio are in: the turns final since the last call, sorted by start.
+        Frames wait for the windows that end before their deadline, even those still running."""
+        if self.windows:
+            upto = min(self._upto(seconds, strict=False),
+                       self._upto(self._window_end(self.windows), strict=True))
+            self._ready += self.timeline.decide(upto)
+        out, self._ready = sorted(self._ready), []
+        return out
+
+    def flush(self) -> list[Region]:
+        """Every window is in: decide the rest of the timeline, close every turn."""
+        out = sorted(self._ready + self.timeline.flush(timeline_frames(self.framing,
+                                                                       self.windows)))
+        self._ready = []
+        return out
+
+
+class DiarizationStream:
+    """``push`` audio as it arrives and get speaker turns ``latency`` seconds after they are
+    heard; ``flush`` at the end gives the rest and the offline ``Diarization`` itself."""
+
+    def __init__(self, diarizer: Diarizer, latency: float = 5.0, sample_rate: int | None = None,
+                 num_speakers: int | None = None, min_speakers: int | None = None,
+                 max_speakers: int | None = None):
+        _, high = speaker_bounds(num_speakers, min_speakers, max_speakers)
+        self._asked = dict(num_speakers=num_speakers, min_speakers=min_speakers,
+                           max_speakers=max_speakers)
+        self._diarizer = diarizer
+        options = diarizer.options
+        self.live = LiveLabels(diarizer.segmenter.framing, latency,
+                               new_speaker_distance(options.clustering_threshold), high,
+                               options.min_duration_off)
+        self.latency = self.live.latency
+        self._rounds = diarizer.rounds(then=self.live.add)
+        self._stream = diarizer.segmenter.stream(sample_rate=sample_rate,
+                                                 on_windows=self._rounds)
+        self._parts: list = []  # the stream's final frame scores, for the offline result
+        self._emitted: list[Region] = []  # every live turn, for the label mapping
+        self._closed = False
+
+    def push(self, samples: np.ndarray, sample_rate: int | None = None) -> list[Turn]:
+        """Add samples (any number); returns the live turns that became final since the last
+        push, sorted by start."""
+        self._check_open()
+        self._parts.append(self._stream.push(samples, sample_rate))
+        rate = self._diarizer.segmenter.spec.sample_rate
+        out = self.live.advance(self._stream.samples_pushed / rate)
+        self._emitted += out
+        return [Turn(*t) for t in out]
+
+    def flush(self) -> LiveEnd:
+        """End of audio: the remaining live turns, the offline result, the label mapping."""
+        self._check_open()
+        self._closed = True
+        segmenter = self._diarizer.segmenter
+        segmenter.check_length(self._stream, "stream")
+        self._parts.append(self._stream.flush())
+        segmentation = segmenter.result(self._parts, self._stream)
+        self._parts = []
+        last = self.live.flush()
+        self._emitted += last
+        result = self._diarizer.finish(segmentation, self._rounds, **self._asked)
+        final = [Region(t.start, t.end, t.speaker) for t in result.turns()]
+        labels = speaker_mapping(self._emitted, final)
+        return LiveEnd([Turn(*t) for t in last], result, labels)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StreamClosedError("diarization stream already flushed: start a new one "
+                                    "with Diarizer.stream()")
+
+
+def new_speaker_distance(threshold: float) -> float:
+    """The offline threshold is a distance between centroids of unit vectors; between one
+    embedding and a centroid, as a cosine distance, it is ``threshold ** 2 / 2``."""
+    return threshold ** 2 / 2
