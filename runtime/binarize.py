@@ -132,6 +132,13 @@ class RegionTracker:
             self._pending = None
         return out
 
+    def earliest_end(self) -> float:
+        """The earliest end a region still to come can have: the pending one's, else the
+        middle of the next frame (less ``pad_onset``). Orders several trackers' regions."""
+        if self._pending is not None:
+            return self._pending.end
+        return _middle(self.frames, *self._grid) - self.options.pad_onset
+
     def _close(self, first: int, last: int, out: list[Region]) -> None:
         opts = self.options
         start = _middle(first, *self._grid) - opts.pad_onset

@@ -114,6 +114,7 @@ class LiveTimeline:
         self._binarize = BinarizeOptions(onset=0.5, offset=0.5, min_duration_off=min_duration_off)
         self.trackers: list[RegionTracker] = []
         self.labels: dict[int, str] = {}  # global speaker -> live label, in order of appearance
+        self._held: list[Region] = []  # final turns that a turn ending earlier may still precede
 
     def add(self, chunk: int, binarized: np.ndarray, hard: np.ndarray) -> None:
         """One window's (frames, local speakers) activity, its local speakers' global ones."""
@@ -178,14 +179,22 @@ class LiveTimeline:
                   if s not in self.labels and on[:, s].any()]
         for _, speaker in sorted(firsts):
             self.labels[speaker] = f"SPEAKER_{len(self.labels):02d}"
-        turns: list[Region] = []
         for speaker in range(on.shape[1]):
             if speaker == len(self.trackers):  # a new speaker: its tracker catches up, silent
                 tracker = RegionTracker(self._binarize, "", *self._grid)
                 tracker.push(np.zeros(self.decided, np.float32))
                 self.trackers.append(tracker)
-            turns += self._labelled(speaker, self.trackers[speaker].push(on[:, speaker]))
-        return turns
+            self._held += self._labelled(speaker, self.trackers[speaker].push(on[:, speaker]))
+        return self._release(min((t.earliest_end() for t in self.trackers), default=math.inf))
+
+    def _release(self, horizon: float) -> list[Region]:
+        """The held turns that end before every turn still to come, by (end, start, label):
+        so the order of all turns never depends on when they were asked for."""
+        key = lambda t: (t.end, t.start, t.label)  # noqa: E731
+        self._held.sort(key=key)
+        count = next((i for i, t in enumerate(self._held) if not t.end < horizon), len(self._held))
+        out, self._held = self._held[:count], self._held[count:]
+        return out
 
     def _labelled(self, speaker: int, regions: list[Region]) -> list[Region]:
         return [Region(r.start, r.end, self.labels[speaker]) for r in regions]
@@ -194,8 +203,8 @@ class LiveTimeline:
         """The end: decide every frame up to ``upto`` and close every speaker's last turn."""
         turns = self.decide(upto)
         for speaker, tracker in enumerate(self.trackers):
-            turns += self._labelled(speaker, tracker.flush())
-        return turns
+            self._held += self._labelled(speaker, tracker.flush())
+        return turns + self._release(math.inf)
 
 
 def check_latency(latency: float, step: float, window: float, name: str = "latency") -> float:
@@ -250,19 +259,18 @@ class LiveLabels:
             self.windows += 1
 
     def advance(self, seconds: float) -> list[Region]:
-        """``seconds`` of audio are in: the turns final since the last call, sorted by start.
+        """``seconds`` of audio are in: the turns final since the last call, by their end.
         Frames wait for the windows that end before their deadline, even those still running."""
         if self.windows:
             upto = min(self._upto(seconds, strict=False),
                        self._upto(self._window_end(self.windows), strict=True))
             self._ready += self.timeline.decide(upto)
-        out, self._ready = sorted(self._ready), []
+        out, self._ready = self._ready, []
         return out
 
     def flush(self) -> list[Region]:
         """Every window is in: decide the rest of the timeline, close every turn."""
-        out = sorted(self._ready + self.timeline.flush(timeline_frames(self.framing,
-                                                                       self.windows)))
+        out = self._ready + self.timeline.flush(timeline_frames(self.framing, self.windows))
         self._ready = []
         return out
 
@@ -292,7 +300,7 @@ class DiarizationStream:
 
     def push(self, samples: np.ndarray, sample_rate: int | None = None) -> list[Turn]:
         """Add samples (any number); returns the live turns that became final since the last
-        push, sorted by start."""
+        push, in the order of their ends."""
         self._check_open()
         self._parts.append(self._stream.push(samples, sample_rate))
         rate = self._diarizer.segmenter.spec.sample_rate
