@@ -30,63 +30,71 @@ from .framing import Framing
 from .metrics import speaker_mapping
 from .reconstruct import timeline_frames
 
+# The offline threshold as a cosine distance, times this: the lowest pooled live DER over
+# the shared sets at latencies 1, 2, 5 and 10 s among 0.6 to 2.6 (benchmarks/live.py).
+NEW_SPEAKER_FACTOR = 1.2
+
+
 class OnlineClustering:
-    """Each window's local speakers -> global speakers, one window at a time.
+    """Each window's local speakers -> speakers, one window at a time.
 
     diart's rule on the offline pipeline's embeddings: a one-to-one assignment on cosine
-    distance to the centroids heard so far, so two local speakers of one window are two
-    people. A speaker reliable enough for the offline clustering (alone for a fifth of its
-    window, with an embedding) that is farther than ``new_speaker`` from every centroid opens
-    a new one while ``max_speakers`` allows; reliable matches add to their centroid (a sum of
-    embeddings, as the offline centroids are means). Others are matched to the closest free
+    distance to the centroids, so two local speakers of one window are two people, unless
+    one is close to a centroid another took (then they are one). A speaker reliable enough
+    for the offline clustering (alone for a fifth of its window, with an embedding) and
+    farther than ``new_speaker_distance(threshold)`` from every centroid opens a new speaker
+    while ``max_speakers`` allows; reliable matches add to their centroid (a sum of
+    embeddings: offline's centroids are means). Others are matched to the closest free
     centroid: a guess is no worse than a miss.
     """
 
-    def __init__(self, new_speaker: float, max_speakers: int | None = None):
-        self.new_speaker = new_speaker  # cosine distance
+    def __init__(self, threshold: float, max_speakers: int | None = None):
+        self.new_speaker = new_speaker_distance(threshold)  # cosine distance
         self.max_speakers = max_speakers
-        self.sums: np.ndarray | None = None  # (speakers, dimension) float64
+        self.sums = np.zeros((0, 0))  # (speakers, dimension) float64
 
     @property
     def num_speakers(self) -> int:
-        return 0 if self.sums is None else len(self.sums)
+        return len(self.sums)
 
     def __call__(self, binarized: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
         """(frames, local speakers) 0/1 and (local speakers, dimension) -> (local speakers,)
-        global speaker of each, -1 for none (silent, no embedding, or no free speaker)."""
-        hard = np.full(binarized.shape[1], -1, dtype=np.int64)
+        speaker of each, -1 for none (silent, no embedding, or no free speaker)."""
+        speakers = np.full(binarized.shape[1], -1, dtype=np.int64)
         usable = binarized.any(axis=0) & np.isfinite(embeddings).all(axis=1)
         reliable = np.zeros(binarized.shape[1], dtype=bool)
         reliable[training_pairs(embeddings[None], binarized[None])[1]] = True
         # the reliable speakers first: they alone may open speakers and move centroids
-        self._match(np.flatnonzero(reliable), embeddings, hard, may_open=True)
-        self._match(np.flatnonzero(usable & ~reliable), embeddings, hard, may_open=False)
-        return hard
+        self._match(np.flatnonzero(reliable), embeddings, speakers, may_open=True)
+        self._match(np.flatnonzero(usable & ~reliable), embeddings, speakers, may_open=False)
+        return speakers
 
-    def _match(self, rows: np.ndarray, embeddings: np.ndarray, hard: np.ndarray,
+    def _match(self, rows: np.ndarray, embeddings: np.ndarray, speakers: np.ndarray,
                may_open: bool) -> None:
         """One-to-one: ``rows`` to the speakers no other local speaker took (or new ones)."""
         known = self.num_speakers
-        free = np.setdiff1d(np.arange(known), hard[hard >= 0])
+        free = np.setdiff1d(np.arange(known), speakers[speakers >= 0])
         room = 0 if not may_open else len(rows) if self.max_speakers is None else \
             max(0, min(len(rows), self.max_speakers - known))
         if len(rows) == 0 or len(free) + room == 0:
             return
         vectors = np.asarray(embeddings[rows], dtype=np.float64)
+        distance = cdist(vectors, self.sums, metric="cosine") if known else \
+            np.zeros((len(rows), 0))
         cost = np.full((len(rows), len(free) + room), self.new_speaker)
-        if len(free):
-            cost[:, :len(free)] = cdist(vectors, self.sums[free], metric="cosine")
-        opened = []
+        cost[:, :len(free)] = distance[:, free]
         for row, column in zip(*linear_sum_assignment(cost)):
             if column < len(free):
-                hard[rows[row]] = free[column]
-                if may_open:
-                    self.sums[free[column]] += vectors[row]
+                speaker = free[column]
+            elif known and distance[row].min() < self.new_speaker:
+                speaker = int(np.argmin(distance[row]))  # close to a taken one: the same person
             else:
-                hard[rows[row]] = known + len(opened)
-                opened.append(vectors[row])
-        if opened:
-            self.sums = np.vstack([s for s in (self.sums, np.array(opened)) if s is not None])
+                self.sums = np.vstack([self.sums.reshape(-1, len(vectors[row])), vectors[row]])
+                speakers[rows[row]] = len(self.sums) - 1
+                continue
+            speakers[rows[row]] = speaker
+            if may_open:
+                self.sums[speaker] += vectors[row]
 
 
 class LiveTimeline:
@@ -231,11 +239,11 @@ class LiveLabels:
     order; labelled turns out, each frame decided by the windows that end no later than its
     middle plus ``latency``."""
 
-    def __init__(self, framing: Framing, latency: float, new_speaker: float,
+    def __init__(self, framing: Framing, latency: float, threshold: float,
                  max_speakers: int | None = None, min_duration_off: float = 0.0):
         self.framing = framing
         self.latency = check_latency(latency, framing.step, framing.spec.window)
-        self.clustering = OnlineClustering(new_speaker, max_speakers)
+        self.clustering = OnlineClustering(threshold, max_speakers)
         self.timeline = LiveTimeline(framing, max_speakers, min_duration_off)
         self.windows = 0  # windows clustered so far
         self._ready: list[Region] = []  # turns decided and not taken yet
@@ -288,8 +296,7 @@ class DiarizationStream:
         self._diarizer = diarizer
         options = diarizer.options
         self.live = LiveLabels(diarizer.segmenter.framing, latency,
-                               new_speaker_distance(options.clustering_threshold), high,
-                               options.min_duration_off)
+                               options.clustering_threshold, high, options.min_duration_off)
         self.latency = self.live.latency
         self._rounds = diarizer.rounds(then=self.live.add)
         self._stream = diarizer.segmenter.stream(sample_rate=sample_rate,
@@ -332,5 +339,6 @@ class DiarizationStream:
 
 def new_speaker_distance(threshold: float) -> float:
     """The offline threshold is a distance between centroids of unit vectors; between one
-    embedding and a centroid, as a cosine distance, it is ``threshold ** 2 / 2``."""
-    return threshold ** 2 / 2
+    embedding and a centroid, as a cosine distance, it is ``threshold ** 2 / 2`` (times the
+    factor measured for live use)."""
+    return threshold ** 2 / 2 * NEW_SPEAKER_FACTOR

@@ -22,7 +22,7 @@ from conftest import SHARED
 from powerseg.cli import main
 from powerseg.errors import AudioError, OptionError, StreamClosedError
 from powerseg.runtime.audio import load_audio
-from powerseg.runtime.live import LiveLabels, OnlineClustering, new_speaker_distance
+from powerseg.runtime.live import LiveLabels, OnlineClustering
 from powerseg.runtime.writers import rttm_lines
 
 SAMPLE = SHARED / "audio" / "pyannote_sample" / "wav" / "sample.wav"
@@ -53,7 +53,7 @@ def windows(diarizer):
 
 def live_labels(diarizer, latency: float, max_speakers: int | None = None) -> LiveLabels:
     return LiveLabels(diarizer.segmenter.framing, latency,
-                      new_speaker_distance(diarizer.options.clustering_threshold), max_speakers)
+                      diarizer.options.clustering_threshold, max_speakers)
 
 
 def run_live(diarizer, windows, latency: float, groups: list[int], times: list[float],
@@ -119,7 +119,7 @@ def test_speaker_bound_holds_live(diarizer, windows):
 
 
 def test_one_window_never_maps_two_local_speakers_to_one(diarizer, windows):
-    clustering = OnlineClustering(new_speaker_distance(diarizer.options.clustering_threshold))
+    clustering = OnlineClustering(diarizer.options.clustering_threshold)
     for active, vectors in zip(*windows):
         hard = clustering(active, vectors)
         assigned = hard[hard >= 0]
