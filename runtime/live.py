@@ -337,6 +337,21 @@ class DiarizationStream:
                                     "with Diarizer.stream()")
 
 
+def replay(diarizer: Diarizer, result: Diarization, latency: float) -> list[Turn]:
+    """The live turns a stream of ``diarizer`` at ``latency`` gives for the audio of its
+    offline ``result`` (the same windows and embeddings, fed as a live stream feeds them):
+    to weigh latencies against each other without streaming the audio again."""
+    _, high = speaker_bounds(result.num_speakers, result.min_speakers, result.max_speakers)
+    live = LiveLabels(diarizer.segmenter.framing, latency, diarizer.options.clustering_threshold,
+                      high, diarizer.options.min_duration_off)
+    turns = []
+    for window, (active, vectors) in enumerate(zip(result.segmentation.activations,
+                                                   result.embeddings)):
+        live.add(active[None], vectors[None])
+        turns += live.advance(live.framing.chunk_start(window) + live.framing.spec.window)
+    return [Turn(*t) for t in turns + live.flush()]
+
+
 def new_speaker_distance(threshold: float) -> float:
     """The offline threshold is a distance between centroids of unit vectors; between one
     embedding and a centroid, as a cosine distance, it is ``threshold ** 2 / 2`` (times the

@@ -288,3 +288,10 @@ def test_live_accuracy_on_every_shared_file(diarizer):
         live = 100 * errors[latency][0] / errors[latency][1]
         assert live <= offline + extra, f"{latency:g} s: live DER {live:.1f} % vs offline {offline:.1f} %"
     assert agreement[0] / agreement[1] >= MIN_AGREEMENT_5S
+
+
+def test_replay_is_what_a_stream_emits(diarizer, sample_audio):
+    from powerseg.runtime.live import replay
+
+    live, end = stream_turns(diarizer, sample_audio, RATE, latency=2.0)
+    assert replay(diarizer, end.diarization, 2.0) == live
