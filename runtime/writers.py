@@ -40,6 +40,7 @@ def atomic_output(path: str | Path, binary: bool = False) -> Iterator[IO]:
     try:
         with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
             yield f
+        os.chmod(tmp, 0o666 & ~umask())  # open()'s mode, not mkstemp's 0600 (kept by the rename)
         os.replace(tmp, path)
     except OSError as error:  # disk full, or the rename refused: nothing is left behind
         os.unlink(tmp)
@@ -50,6 +51,21 @@ def atomic_output(path: str | Path, binary: bool = False) -> Iterator[IO]:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def umask() -> int:
+    """The process umask, read without changing it where the system says it (Linux), so no
+    other thread's file is ever created under a wrong mask."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def uri_of(path: str | Path) -> str:
