@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from powerseg.errors import AudioNotFoundError, OptionError, PowersegError
+from powerseg.runtime.stream import StageHook
 from powerseg.runtime.writers import atomic_output, uri_of
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au",
@@ -113,25 +114,26 @@ class Producer:
             self.model = Segmenter(**task.model)
             self.options = BinarizeOptions(**task.binarize)
 
-    def records(self, path: Path) -> tuple[list[str], dict]:
-        """(RTTM lines, JSON document) of one input (vad, osd, diarize)."""
+    def records(self, path: Path, hook: StageHook | None = None) -> tuple[list[str], dict]:
+        """(RTTM lines, JSON document) of one input (vad, osd, diarize); ``hook``: the
+        pipeline's stage hook (progress, cancellation)."""
         from powerseg.runtime.writers import diarization_json, regions_json, rttm_lines
 
         uri, task = uri_of(path), self.task
         if task.command == "diarize":
-            result = self.model(path, **task.speakers)
+            result = self.model(path, hook=hook, **task.speakers)
             found = result.exclusive() if task.exclusive else result.turns()
-            return rttm_lines(uri, found), diarization_json(uri, found, result)
-        result = self.model(path, activations=False)  # memory flat in the duration
+            return rttm_lines(uri, found), diarization_json(uri, found, result, task.exclusive)
+        result = self.model(path, activations=False, hook=hook)  # memory flat in the duration
         found = result.vad(self.options) if task.command == "vad" else result.osd(self.options)
         return rttm_lines(uri, found), regions_json(uri, found, result)
 
-    def __call__(self, path: Path) -> bytes:
+    def __call__(self, path: Path, hook: StageHook | None = None) -> bytes:
         from powerseg.runtime.writers import dumps_json, scores_npz
 
         if self.task.command == "scores":
-            return npz_bytes(scores_npz(self.model(path, activations=False)))
-        rttm, document = self.records(path)
+            return npz_bytes(scores_npz(self.model(path, activations=False, hook=hook)))
+        rttm, document = self.records(path, hook)
         text = "".join(rttm) if self.task.format == "rttm" else dumps_json(document)
         return text.encode("utf-8")
 

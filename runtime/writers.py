@@ -93,8 +93,11 @@ def regions_json(uri: str, regions: list[Region], result: Segmentation) -> dict:
     }
 
 
-def diarization_json(uri: str, turns: list, result: Diarization) -> dict:
-    """Speaker turns with the options and models that made them."""
+def diarization_json(uri: str, turns: list, result: Diarization,
+                     exclusive: bool = False) -> dict:
+    """Speaker turns with the options and models that made them, the clustering threshold
+    used and each speaker's centroid (float32 values, as the embeddings)."""
+    segmentation, embedding = result.segmentation.metadata, result.embedding_metadata
     return {
         "schema": JSON_SCHEMA_VERSION,
         "uri": uri,
@@ -106,6 +109,13 @@ def diarization_json(uri: str, turns: list, result: Diarization) -> dict:
         "num_speakers": result.num_speakers, "min_speakers": result.min_speakers,
         "max_speakers": result.max_speakers,
         "provider": result.provider,
+        "exclusive": exclusive,
+        "threshold": result.options.clustering_threshold,
+        "model": segmentation.get("model", ""), "variant": segmentation.get("variant", ""),
+        "embedding_model": embedding.get("model", ""),
+        "embedding_variant": embedding.get("variant", ""),
+        "centroids": {speaker: [float(v) for v in np.asarray(centroid, np.float32)]
+                      for speaker, centroid in zip(result.speakers, result.centroids)},
     }
 
 
