@@ -7,7 +7,6 @@ A traceback is printed only with ``--debug``.
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import shlex
 import signal
@@ -35,8 +34,6 @@ def _number(text: str, kind: type, what: str):
         value = kind(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
-    if kind is float and not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
     return value
 
 
@@ -335,7 +332,8 @@ def _text_format(args: argparse.Namespace) -> str:
 
 
 def _npz_output(args: argparse.Namespace) -> None:
-    if args.output is not None and args.output.suffix.lower() != ".npz":
+    if args.output is not None and args.output.suffix.lower() != ".npz" and \
+            not args.output.is_dir():  # a folder in the way is the writer's to name
         raise OptionError(f"--output {args.output}: {args.command} writes an npz archive; "
                           "name the output .npz")
 
