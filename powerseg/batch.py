@@ -186,6 +186,7 @@ class Interrupted(KeyboardInterrupt):
 
 # Files shorter than this show only the file counter: their progress would flash by.
 PROGRESS_MIN_SECONDS = 5.0
+REDRAW_SECONDS = 0.2  # at most five redraws a second
 
 
 class Progress:
@@ -198,6 +199,7 @@ class Progress:
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self.lock = threading.RLock()
         self.shown = ""  # what the status line shows now
+        self.drawn = 0.0  # when a hook's progress was last drawn
         self.running: dict[Path, tuple[float, float, float | None]] = {}  # started, done, total
 
     def _draw(self, text: str) -> None:
@@ -234,7 +236,9 @@ class Progress:
                 started, _, length = self.running[path]
                 self.running[path] = (started, float(payload["seconds"]),
                                       payload.get("total") or length)
-                self._draw(self._status())
+                if time.monotonic() - self.drawn >= REDRAW_SECONDS:
+                    self.drawn = time.monotonic()
+                    self._draw(self._status())
 
     def step(self, path: Path) -> None:
         with self.lock:
