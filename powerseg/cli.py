@@ -7,6 +7,7 @@ A traceback is printed only with ``--debug``.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shlex
 import signal
@@ -200,13 +201,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("segment", help="per-chunk speaker activations (npz)")
     p.add_argument("audio", type=Path)
-    p.add_argument("--output", "-o", type=Path, required=True)
+    p.add_argument("--output", "-o", type=Path, required=True,
+                   help="npz: activations (chunks, 589, 3) and the chunk/frame grids")
     _model_options(p)
 
     p = sub.add_parser("export", help="checkpoint -> verified ONNX (needs powerseg[export])")
     p.add_argument("--checkpoint", required=True,
                    help="pytorch_model.bin, or pyannote/segmentation-3.0 (needs huggingface_hub)")
-    p.add_argument("--output", "-o", type=Path, required=True)
+    p.add_argument("--output", "-o", type=Path, required=True,
+                   help="the fp32 .onnx file to write (variants and the pair beside it)")
     p.add_argument("--quantize", choices=("int8", "fp16"), nargs="*", default=[],
                    help="also write these variants beside the fp32 file")
     p.add_argument("--audio", type=Path, nargs="*", default=None,
@@ -219,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="PNG: the model card's figure for <= 10 s, scores and "
                        "regions for longer spans (needs powerseg[plot])")
     p.add_argument("audio", type=Path)
-    p.add_argument("--output", "-o", type=Path, required=True)
+    p.add_argument("--output", "-o", type=Path, required=True,
+                   help="the PNG to write")
     p.add_argument("--start", type=_non_negative_float, default=0.0,
                    help="seconds into the file where the figure starts (default 0)")
     p.add_argument("--end", type=_positive_float, default=None,
@@ -242,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--uem", type=Path, nargs="+", action="extend", default=None,
                    help="UEM files of the scored regions, merged when several are given "
                    "(default: whole files)")
-    p.add_argument("--task", choices=("vad", "osd"), nargs="+", default=["vad", "osd"])
+    p.add_argument("--task", choices=("vad", "osd"), nargs="+", default=["vad", "osd"],
+                   help="what to score without --diarization (default: vad osd)")
     p.add_argument("--metric", choices=("powerseg", "pyannote"), default="powerseg",
                    help="pyannote: compute with pyannote.metrics (needs powerseg[eval])")
     p.add_argument("--output", "-o", type=Path, default=None, help="JSON report")
@@ -637,10 +642,9 @@ def _info(args: argparse.Namespace) -> int:
     print(f"provider used: {model.provider}")
     tail = shared_tail_path(args.model) if isinstance(args.model, str) else None
     if tail is not None:
-        print(f"runs as: the shared front/tail pair ({tail.name} and its front) on CPU by "
-              "default, for steps of whole conv strides up to "
-              f"{_pair_max_step(model):g} s; the full model above on GPUs, other steps and "
-              "with --no-shared-front (same scores)")
+        print(f"runs as: on CPU, by default, the shared front/tail pair ({tail.name} and its "
+              f"front) for steps of whole conv strides up to {_pair_max_step(model):g} s; this "
+              "full model on GPUs, for other steps and with --no-shared-front (the same scores)")
     for key, value in sorted(model.spec.metadata.items()):
         print(f"  {key}: {value}")
     embedder = EmbeddingModel(args.embedding_model, providers="auto")
@@ -792,6 +796,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         except PowersegError as error:
             _report(error, args)
+            return EXIT_INPUT
+        except BrokenPipeError:  # stdout's reader left (| head): nothing more to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return EXIT_INPUT
         except OSError as error:  # writing the output: no space, permission, a directory
             _report(error, args)

@@ -187,12 +187,15 @@ def test_segmenter_hook_reports_progress_and_stops_when_it_raises(minute_files):
     assert np.array_equal(again.speech, result.speech)
 
 
-def test_diarizer_and_embedder_hooks_name_their_stages(minute_files):
+def test_diarizer_and_embedder_hooks_name_their_stages(shared):
     from powerseg import Diarizer, Embedder
 
-    audio = minute_files / "2_conva_02.wav"
+    samples, rate = sf.read(SHARED / "audio" / "pyannote_sample" / "wav" / "sample.wav",
+                            dtype="float32")
+    audio = {"waveform": samples[:15 * rate], "sample_rate": rate}
+    diarizer = Diarizer(providers="cpu")
     stages: list[str] = []
-    Diarizer(providers="cpu")(audio, hook=lambda stage, payload: stages.append(stage))
+    diarizer(audio, hook=lambda stage, payload: stages.append(stage))
     assert stages[-3:] == ["speaker_counting", "clustering", "discrete_diarization"]
     assert "segmentation" in stages
 
@@ -201,7 +204,7 @@ def test_diarizer_and_embedder_hooks_name_their_stages(minute_files):
             raise Stop
 
     with pytest.raises(Stop):
-        Diarizer(providers="cpu")(audio, hook=stop_at_clustering)
+        diarizer(audio, hook=stop_at_clustering)
     stages.clear()
     Embedder().embed(audio, hook=lambda stage, payload: stages.append(stage))
     assert stages == ["audio", "fbank", "embedding"]
