@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import uuid
 from pathlib import Path
 
@@ -183,11 +185,18 @@ def _run_on_ray(task, todo, output, address, workers, cpus, gpus, overwrite, sum
     if started:
         import logging
 
+        # ray.init puts its own SIGTERM handler (an exit) in place of the caller's, which ends
+        # the job and reports it as Ctrl-C does: the caller's is put back
+        main = threading.current_thread() is threading.main_thread()
+        sigterm = signal.getsignal(signal.SIGTERM) if main else None
         try:
             ray.init(address=address, logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise PowersegError(f"--ray {address}: cannot connect to the Ray cluster ({error})"
                                 ) from None
+        finally:
+            if sigterm is not None:
+                signal.signal(signal.SIGTERM, sigterm)
     try:
         if workers is None:
             resources = ray.cluster_resources()

@@ -208,3 +208,44 @@ def test_diarizer_and_embedder_hooks_name_their_stages(shared):
     stages.clear()
     Embedder().embed(audio, hook=lambda stage, payload: stages.append(stage))
     assert stages == ["audio", "fbank", "embedding"]
+
+
+# ---- the issue's case: diarization of a folder of 3-minute conversations ---------------------
+
+CONVERSATIONS = ("conva_00", "conva_02")  # 181 s and 184 s
+
+
+@pytest.fixture(scope="module")
+def conversations(shared, tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
+    """The folder, and what an uninterrupted ``diarize --output-dir`` writes for it."""
+    folder = tmp_path_factory.mktemp("conversations")
+    for name in CONVERSATIONS:
+        (folder / f"{name}.wav").symlink_to(CONV / f"{name}.wav")
+    expected = tmp_path_factory.mktemp("expected")
+    assert main(["diarize", str(folder), "--output-dir", str(expected), "--provider",
+                 "cpu"]) == 0
+    return folder, _outputs(expected)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("number, code, jobs", [(signal.SIGINT, 130, "1"),
+                                                (signal.SIGTERM, 143, "2")])
+def test_diarize_folder_signal_mid_file(conversations, tmp_path, number, code, jobs):
+    folder, expected = conversations
+    out = tmp_path / "out"
+    args = ["diarize", str(folder), "--output-dir", str(out), "--jobs", jobs, "--provider", "cpu"]
+    process = _start(*args)
+    if jobs == "1":  # the first conversation done, the second under way
+        ready = lambda: len(list(out.glob("*.rttm"))) >= 1  # noqa: E731
+    else:  # both under way, a few seconds in
+        started = time.monotonic()
+        ready = lambda: time.monotonic() - started > 8  # noqa: E731
+    _, err, seconds = _signal_when(process, ready, number)
+    line = _check_interrupted(err, seconds, process.returncode, code)
+    done = _outputs(out)
+    assert line == (f"powerseg: interrupted: {len(done)} done, {2 - len(done)} not started; "
+                    "rerun the same command to resume")
+    assert len(done) == (1 if jobs == "1" else 0), done
+    assert all(data == expected[name] for name, data in done.items())  # complete ones intact
+    assert main(args) == 0
+    assert _outputs(out) == expected  # the resume: byte for byte the uninterrupted run's
