@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import sys
 import threading
+import time
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from powerseg.errors import AudioNotFoundError, OptionError, PowersegError
+from powerseg.runtime.stream import StageHook
 from powerseg.runtime.writers import atomic_output, uri_of
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au",
@@ -112,23 +114,25 @@ class Producer:
             self.model = Segmenter(**task.model)
             self.options = BinarizeOptions(**task.binarize)
 
-    def records(self, path: Path) -> tuple[list[str], dict]:
-        """(RTTM lines, JSON document) of one input (vad, osd, diarize)."""
+    def records(self, path: Path, hook: StageHook | None = None) -> tuple[list[str], dict]:
+        """(RTTM lines, JSON document) of one input (vad, osd, diarize); ``hook``: the
+        pipeline's stage hook (progress, cancellation)."""
         from powerseg.runtime.writers import regions_json, rttm_lines
 
         uri, task = uri_of(path), self.task
         if task.command == "diarize":
-            return diarization_records(uri, self.model(path, **task.speakers), task.exclusive)
-        result = self.model(path, activations=False)  # memory flat in the duration
+            return diarization_records(uri, self.model(path, hook=hook, **task.speakers),
+                                       task.exclusive)
+        result = self.model(path, activations=False, hook=hook)  # memory flat in the duration
         found = result.vad(self.options) if task.command == "vad" else result.osd(self.options)
         return rttm_lines(uri, found), regions_json(uri, found, result)
 
-    def __call__(self, path: Path) -> bytes:
+    def __call__(self, path: Path, hook: StageHook | None = None) -> bytes:
         from powerseg.runtime.writers import dumps_json, scores_npz
 
         if self.task.command == "scores":
-            return npz_bytes(scores_npz(self.model(path, activations=False)))
-        rttm, document = self.records(path)
+            return npz_bytes(scores_npz(self.model(path, activations=False, hook=hook)))
+        rttm, document = self.records(path, hook)
         text = "".join(rttm) if self.task.format == "rttm" else dumps_json(document)
         return text.encode("utf-8")
 
@@ -138,7 +142,7 @@ def diarization_records(uri: str, result, exclusive: bool = False) -> tuple[list
     from powerseg.runtime.writers import diarization_json, rttm_lines
 
     found = result.exclusive() if exclusive else result.turns()
-    return rttm_lines(uri, found), diarization_json(uri, found, result)
+    return rttm_lines(uri, found), diarization_json(uri, found, result, exclusive)
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -171,24 +175,107 @@ class Summary:
                 f"{len(self.failed)} failed")
 
 
+class Interrupted(KeyboardInterrupt):
+    """A batch stopped by Ctrl-C (or SIGTERM): the work in progress abandoned, its temporary
+    output removed, the finished outputs kept; ``summary`` says what was finished."""
+
+    def __init__(self, summary: Summary, total: int):
+        super().__init__()
+        self.summary, self.total = summary, total
+
+    def line(self) -> str:
+        s = self.summary
+        left = self.total - len(s.done) - len(s.skipped) - len(s.failed)
+        failed = f", {len(s.failed)} failed" if s.failed else ""
+        return (f"powerseg: interrupted: {len(s.done) + len(s.skipped)} done{failed}, {left} not "
+                "started; rerun the same command to resume")
+
+
+# Files shorter than this show only the file counter: their progress would flash by.
+PROGRESS_MIN_SECONDS = 5.0
+REDRAW_SECONDS = 0.2  # at most five redraws a second
+
+
 class Progress:
-    """One self-rewriting line on a terminal; silent when stderr is a file or pipe."""
+    """One self-rewriting status line on a terminal (silent when stderr is a file or pipe):
+    the file counter and, for a long file, seconds of audio done, rate and time left.
+    ``message`` prints a line (an error, a warning) on a line of its own above it."""
 
-    def __init__(self, total: int):
+    def __init__(self, total: int, enabled: bool | None = None):
         self.total, self.count = total, 0
-        self.enabled = sys.stderr.isatty()
-        self.lock = threading.Lock()
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.lock = threading.RLock()
+        self.shown = ""  # what the status line shows now
+        self.drawn = 0.0  # when a hook's progress was last drawn
+        self.running: dict[Path, tuple[float, float, float | None]] = {}  # started, done, total
 
-    def step(self, name: str) -> None:
+    def _draw(self, text: str) -> None:
+        if self.enabled:
+            sys.stderr.write(f"\r\x1b[K{text}")
+            sys.stderr.flush()
+            self.shown = text
+
+    def _status(self) -> str:
+        text = f"[{self.count}/{self.total}]"
+        if not self.running:
+            return text
+        path, (started, done, length) = next(reversed(self.running.items()))
+        text += f" {path.name[-50:]}"
+        if length and length >= PROGRESS_MIN_SECONDS and done > 0:
+            elapsed = time.monotonic() - started
+            rate = done / elapsed if elapsed > 0 else 0.0
+            left = (length - done) / rate if rate > 0 else 0.0
+            text += (f" {done:.0f}/{length:.0f} s, {rate:.1f}x real time, "
+                     f"{_clock(left)} left")
+        if len(self.running) > 1:
+            text += f" (+{len(self.running) - 1} running)"
+        return text
+
+    def start(self, path: Path) -> None:
+        with self.lock:
+            self.running[path] = (time.monotonic(), 0.0, None)
+            self._draw(self._status())
+
+    def update(self, path: Path, payload: dict) -> None:
+        """A stage hook's payload for ``path``: {"seconds": done, "total": of the file}."""
+        with self.lock:
+            if path in self.running and "seconds" in payload:
+                started, _, length = self.running[path]
+                self.running[path] = (started, float(payload["seconds"]),
+                                      payload.get("total") or length)
+                if time.monotonic() - self.drawn >= REDRAW_SECONDS:
+                    self.drawn = time.monotonic()
+                    self._draw(self._status())
+
+    def step(self, path: Path) -> None:
         with self.lock:
             self.count += 1
-            if self.enabled:
-                sys.stderr.write(f"\r[{self.count}/{self.total}] {name[-60:]:<60}")
-                sys.stderr.flush()
+            self.running.pop(path, None)
+            self._draw(self._status())
+
+    def message(self, text: str) -> None:
+        """``text`` on a line of its own, the status line redrawn under it."""
+        with self.lock:
+            if self.enabled and self.shown:
+                sys.stderr.write("\r\x1b[K")
+            sys.stderr.write(text.rstrip("\n") + "\n")
+            if self.enabled and self.shown:
+                sys.stderr.write(self.shown)
+            sys.stderr.flush()
 
     def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
+        """Leave the cursor at the start of a fresh line."""
+        with self.lock:
+            if self.enabled and self.shown:
+                sys.stderr.write("\n")
+                sys.stderr.flush()
+            self.shown = ""
+
+
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else \
+        f"{minutes}:{seconds:02d}"
 
 
 def output_paths(files: list[Path], output_dir: Path, suffix: str) -> dict[Path, Path]:
@@ -202,31 +289,61 @@ def output_paths(files: list[Path], output_dir: Path, suffix: str) -> dict[Path,
     return {path: output_dir / name for name, path in names.items()}
 
 
-def run(files: list[Path], output_dir: Path, suffix: str, work: Callable[[Path, Path], None],
-        jobs: int = 1, overwrite: bool = False,
-        report: Callable[[Path, PowersegError], None] | None = None) -> Summary:
-    """``work(input, output)`` for each file, ``jobs`` at a time; a failure skips only that file."""
+Work = Callable[[Path, Path, Callable[[str, dict], None]], None]
+
+
+def run(files: list[Path], output_dir: Path, suffix: str, work: Work, jobs: int = 1,
+        overwrite: bool = False, report: Callable[[Path, PowersegError], None] | None = None,
+        progress: Progress | None = None) -> Summary:
+    """``work(input, output, hook)`` for each file, ``jobs`` at a time; a failure skips only
+    that file. ``hook`` is the stage hook to give the pipeline: it shows the file's progress
+    and stops the work once the run is interrupted.
+
+    Ctrl-C (KeyboardInterrupt) stops the files in progress at their next round of windows,
+    starts no other, and raises ``Interrupted``: finished outputs stay, unfinished ones leave
+    nothing (outputs are renamed into place only when complete)."""
     targets = output_paths(files, output_dir, suffix)
     if not targets:
         raise AudioNotFoundError("no input files")
-    summary, progress = Summary(), Progress(len(targets))
+    summary = Summary()
+    progress = progress or Progress(len(targets))
+    stop = threading.Event()
 
     def one(path: Path) -> None:
+        if stop.is_set():
+            return
         target = targets[path]
+        if target.exists() and not overwrite:
+            summary.skipped.append(path)
+            progress.step(path)
+            return
+
+        def hook(stage: str, payload: dict) -> None:
+            if stop.is_set():
+                raise KeyboardInterrupt
+            progress.update(path, payload)
+
+        progress.start(path)
         try:
-            if target.exists() and not overwrite:
-                summary.skipped.append(path)
-                return
-            work(path, target)
+            work(path, target, hook)
             summary.done.append(path)
         except PowersegError as error:
             summary.failed.append((path, str(error)))
             if report:
                 report(path, error)
         finally:
-            progress.step(path.name)
+            progress.step(path)
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        list(pool.map(one, targets))
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        for future in [pool.submit(one, path) for path in targets]:
+            future.result()  # waits in the main thread, where Ctrl-C arrives
+    except KeyboardInterrupt:
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)  # the running files stop at their hook
+        progress.close()
+        raise Interrupted(summary, len(targets)) from None
+    finally:
+        pool.shutdown(wait=True)
     progress.close()
     return summary

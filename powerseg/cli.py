@@ -7,38 +7,64 @@ A traceback is printed only with ``--debug``.
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import shlex
+import signal
 import sys
+import threading
 import traceback
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from powerseg import __version__
+from powerseg.batch import Interrupted
 from powerseg.errors import OptionError, PowersegError, ProviderError
 from powerseg.runtime.diarizer import PRESETS
 
 EXIT_INPUT, EXIT_USAGE = 1, 2
+DESCRIPTION = ("Speaker segmentation, voice activity and overlapped speech detection, speaker "
+               "diarization and embeddings (pyannote's models on onnxruntime).")
 STEP = 1.0  # pyannote's: 10 % of the 10 s window
 
 
+def _number(text: str, kind: type, what: str):
+    """``text`` as ``kind``; argparse shows the message after 'invalid value'."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+    return value
+
+
 def _positive_float(text: str) -> float:
-    value = float(text)
+    value = _number(text, float, "a number > 0")
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
 
 
 def _non_negative_float(text: str) -> float:
-    value = float(text)
+    value = _number(text, float, "a number >= 0")
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _number(text, int, "a whole number >= 1")
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _threshold(text: str) -> float:
+    """A score threshold: scores are probabilities, so it lies between 0 and 1."""
+    value = _number(text, float, "a number between 0 and 1")
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to below 1 (scores are "
+                                         f"probabilities), got {text}")
     return value
 
 
@@ -67,20 +93,29 @@ def _model_options(parser: argparse.ArgumentParser, soft: bool = True,
 
 def _binarize_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("regions")
-    group.add_argument("--onset", type=float, default=0.5)
-    group.add_argument("--offset", type=float, default=None, help="default: same as --onset")
-    group.add_argument("--min-duration-on", type=_non_negative_float, default=0.0)
-    group.add_argument("--min-duration-off", type=_non_negative_float, default=0.0)
-    group.add_argument("--pad-onset", type=_non_negative_float, default=0.0)
-    group.add_argument("--pad-offset", type=_non_negative_float, default=0.0)
+    group.add_argument("--onset", type=_threshold, default=0.5,
+                       help="a region starts where the score rises above this (default 0.5, "
+                       "pyannote's for this model)")
+    group.add_argument("--offset", type=_threshold, default=None,
+                       help="and ends where it falls below this (default: --onset)")
+    group.add_argument("--min-duration-on", type=_non_negative_float, default=0.0,
+                       help="drop regions shorter than this, seconds (default 0)")
+    group.add_argument("--min-duration-off", type=_non_negative_float, default=0.0,
+                       help="fill gaps shorter than this, seconds (default 0)")
+    group.add_argument("--pad-onset", type=_non_negative_float, default=0.0,
+                       help="start each region this many seconds earlier (default 0)")
+    group.add_argument("--pad-offset", type=_non_negative_float, default=0.0,
+                       help="end each region this many seconds later (default 0)")
 
 
 def _diarization_options(p: argparse.ArgumentParser) -> None:
     group = p.add_argument_group("speakers")
     group.add_argument("--num-speakers", type=_positive_int, default=None,
                        help="the number of speakers, when known")
-    group.add_argument("--min-speakers", type=_positive_int, default=None)
-    group.add_argument("--max-speakers", type=_positive_int, default=None)
+    group.add_argument("--min-speakers", type=_positive_int, default=None,
+                       help="at least this many speakers (default: no bound)")
+    group.add_argument("--max-speakers", type=_positive_int, default=None,
+                       help="at most this many speakers (default: no bound)")
     group.add_argument("--threshold", type=_positive_float, default=None,
                        help="clustering distance threshold (default 0.86, tuned for CAM++)")
     group.add_argument("--min-cluster-size", type=_positive_int, default=None,
@@ -108,8 +143,11 @@ def _batch_arguments(p: argparse.ArgumentParser, formats: tuple[str, ...] = ("rt
     if len(formats) > 1:
         p.add_argument("--format", choices=formats, default=None,
                        help="default: from the output suffix, else rttm")
-    p.add_argument("--jobs", type=_positive_int, default=1, help="files processed at once")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--jobs", type=_positive_int, default=1,
+                   help="files processed at once with --output-dir (default 1)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="with --output-dir: redo inputs whose output exists (default: skip "
+                   "them, so an interrupted run resumes)")
     ray = p.add_argument_group("Ray cluster (with --output-dir; needs powerseg[ray])")
     ray.add_argument("--ray", metavar="ADDRESS", default=None,
                      help="run on this Ray cluster (host:port, ray://host:10001, or auto: the "
@@ -125,7 +163,7 @@ def _batch_arguments(p: argparse.ArgumentParser, formats: tuple[str, ...] = ("rt
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="powerseg", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="powerseg", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"powerseg {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,14 +181,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exclusive", action="store_true",
                    help="at most one speaker at a time (pyannote's exclusive diarization)")
     p.add_argument("--min-duration-off", type=_non_negative_float, default=0.0,
-                   help="fill a speaker's gaps shorter than this (seconds)")
+                   help="fill a speaker's gaps shorter than this, seconds (default 0)")
     _model_options(p, soft=False, step=None)
 
     p = sub.add_parser("stream", help="speech/overlap events from live audio, printed as they "
                        "become final (about 10 s after they were heard)")
     p.add_argument("audio", help="'-': raw signed 16-bit little-endian 16 kHz mono PCM on stdin "
                    "(a .raw/.pcm path: the same from a file); other paths: any audio file")
-    p.add_argument("--events", choices=("both", "speech", "overlap"), default="both")
+    p.add_argument("--events", choices=("both", "speech", "overlap"), default="both",
+                   help="which regions to print (default both)")
     p.add_argument("--block", type=_positive_float, default=0.1,
                    help="seconds of audio read at a time (default 0.1)")
     live = p.add_argument_group("live diarization")
@@ -177,13 +216,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("segment", help="per-chunk speaker activations (npz)")
     p.add_argument("audio", type=Path)
-    p.add_argument("--output", "-o", type=Path, required=True)
+    p.add_argument("--output", "-o", type=Path, required=True,
+                   help="npz: activations (chunks, 589, 3) and the chunk/frame grids")
     _model_options(p)
 
     p = sub.add_parser("export", help="checkpoint -> verified ONNX (needs powerseg[export])")
     p.add_argument("--checkpoint", required=True,
                    help="pytorch_model.bin, or pyannote/segmentation-3.0 (needs huggingface_hub)")
-    p.add_argument("--output", "-o", type=Path, required=True)
+    p.add_argument("--output", "-o", type=Path, required=True,
+                   help="the fp32 .onnx file to write (variants and the pair beside it)")
     p.add_argument("--quantize", choices=("int8", "fp16"), nargs="*", default=[],
                    help="also write these variants beside the fp32 file")
     p.add_argument("--audio", type=Path, nargs="*", default=None,
@@ -196,23 +237,32 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="PNG: the model card's figure for <= 10 s, scores and "
                        "regions for longer spans (needs powerseg[plot])")
     p.add_argument("audio", type=Path)
-    p.add_argument("--output", "-o", type=Path, required=True)
-    p.add_argument("--start", type=_non_negative_float, default=0.0)
+    p.add_argument("--output", "-o", type=Path, required=True,
+                   help="the PNG to write")
+    p.add_argument("--start", type=_non_negative_float, default=0.0,
+                   help="seconds into the file where the figure starts (default 0)")
     p.add_argument("--end", type=_positive_float, default=None,
                    help="default: start + 10 s (one window); the whole file with --diarization")
     p.add_argument("--diarization", action="store_true",
                    help="speaker turns under the waveform, one row per speaker")
     _diarization_options(p)
-    p.add_argument("--min-duration-off", type=_non_negative_float, default=0.0)
+    p.add_argument("--min-duration-off", type=_non_negative_float, default=0.0,
+                   help="fill a speaker's gaps shorter than this, seconds (default 0)")
+    p.add_argument("--reference", type=Path, default=None,
+                   help="with --diarization: an RTTM whose turns for this file are drawn under "
+                   "the hypothesis, for comparison")
     _model_options(p, step=None)
 
     p = sub.add_parser("eval", help="detection error rate of VAD and OSD, or diarization error "
                        "rate (--diarization), against reference RTTM")
     p.add_argument("audio", nargs="+", type=Path, help="audio files, folders or lists")
-    p.add_argument("--reference", nargs="+", type=Path, required=True,
-                   help="RTTM files; recordings are matched by file stem (URI)")
-    p.add_argument("--uem", type=Path, default=None, help="scored regions (default: whole files)")
-    p.add_argument("--task", choices=("vad", "osd"), nargs="+", default=["vad", "osd"])
+    p.add_argument("--reference", nargs="+", type=Path, action="extend", required=True,
+                   help="RTTM files; recordings are matched by file stem (URI); may be repeated")
+    p.add_argument("--uem", type=Path, nargs="+", action="extend", default=None,
+                   help="UEM files of the scored regions, merged when several are given "
+                   "(default: whole files)")
+    p.add_argument("--task", choices=("vad", "osd"), nargs="+", default=["vad", "osd"],
+                   help="what to score without --diarization (default: vad osd)")
     p.add_argument("--metric", choices=("powerseg", "pyannote"), default="powerseg",
                    help="pyannote: compute with pyannote.metrics (needs powerseg[eval])")
     p.add_argument("--output", "-o", type=Path, default=None, help="JSON report")
@@ -236,10 +286,15 @@ def build_parser() -> argparse.ArgumentParser:
                    "onnxruntime provider name")
 
     p = sub.add_parser("info", help="model metadata, providers and versions")
-    p.add_argument("--model", default="fp32")
-    p.add_argument("--embedding-model", default="campplus")
+    p.add_argument("--model", default="fp32",
+                   help="segmentation model to describe: fp32 (default), int8, fp16 or a path")
+    p.add_argument("--embedding-model", default="campplus",
+                   help="speaker-embedding model to describe: campplus (default) or a path")
 
     sub.add_parser("sample", help="print the path of the bundled recording")
+    for command in sub.choices.values():  # --debug after the command too (SUPPRESS: not
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show tracebacks")  # resetting one given before it)
     return parser
 
 
@@ -269,8 +324,7 @@ def _task(args: argparse.Namespace):
     if args.command == "scores":
         task = Task("scores", "npz", dict(segmenter, soft=args.soft))
     else:
-        suffix = (args.output or Path(args.output_dir or "")).suffix
-        fmt = args.format or ("json" if suffix == ".json" else "rttm")
+        fmt = _text_format(args)
         if args.command == "diarize":
             task = Task("diarize", fmt, _diarizer_options(args), speakers=_speakers(args),
                         exclusive=args.exclusive)
@@ -281,6 +335,27 @@ def _task(args: argparse.Namespace):
                 pad_offset=args.pad_offset))
     task.validate()  # a usage error before any file is read or any model loaded
     return task
+
+
+def _text_format(args: argparse.Namespace) -> str:
+    """rttm or json: --format, else the output's suffix (.json), else rttm; an output named
+    for another format is refused rather than filled with text it cannot hold."""
+    suffix = (args.output or Path(args.output_dir or "")).suffix.lower()
+    named = {".rttm": "rttm", ".json": "json"}.get(suffix)
+    if args.output and suffix in (".npz", ".png", ".wav", ".flac", ".uem"):
+        raise OptionError(f"--output {args.output}: {args.command} writes RTTM or JSON; name "
+                          "the output .rttm or .json")
+    if args.format and args.output and named and named != args.format:
+        raise OptionError(f"--format {args.format} and --output {args.output} disagree; give "
+                          "one of them")
+    return args.format or named or "rttm"
+
+
+def _npz_output(args: argparse.Namespace) -> None:
+    if args.output is not None and args.output.suffix.lower() != ".npz" and \
+            not args.output.is_dir():  # a folder in the way is the writer's to name
+        raise OptionError(f"--output {args.output}: {args.command} writes an npz archive; "
+                          "name the output .npz")
 
 
 def _regions(args: argparse.Namespace) -> int:
@@ -320,18 +395,39 @@ def _batch(args: argparse.Namespace, task) -> int:
                               workers=args.ray_workers, cpus_per_worker=args.ray_cpus_per_worker,
                               gpus_per_worker=args.ray_gpus_per_worker, overwrite=args.overwrite)
         for path, reason in summary.failed:  # after Ray's progress bars, each once
-            print(f"powerseg: error: {reason}", file=sys.stderr)
+            _say(f"powerseg: error: {reason}")
     else:
         if "://" in args.output_dir:
             raise OptionError(f"--output-dir {args.output_dir}: a filesystem URI needs --ray; "
                               "here, give a folder")
         produce = task.producer()
+        progress = _progress(len(batch.output_paths(files, Path(args.output_dir), task.suffix)))
         summary = batch.run(files, Path(args.output_dir), task.suffix,
-                            lambda path, target: batch.write_bytes(target, produce(path)),
+                            lambda path, target, hook: batch.write_bytes(target,
+                                                                         produce(path, hook)),
                             args.jobs, args.overwrite,
-                            report=lambda path, error: _report(error, args))
-    print(summary.line(), file=sys.stderr)
+                            report=lambda path, error: _report(error, args), progress=progress)
+    _say(summary.line())
     return EXIT_INPUT if summary.failed else 0
+
+
+def _each(args: argparse.Namespace, files: list[Path], work: Callable) -> tuple[list, int]:
+    """``work(path, hook)`` for each file in turn, with progress on a terminal; a bad input
+    reported and skipped. Returns (the (path, result) pairs done, how many failed)."""
+    progress = _progress(len(files))
+    done, failed = [], 0
+    for path in files:
+        progress.start(path)
+        try:
+            done.append((path, work(path, lambda stage, payload, path=path:
+                                    progress.update(path, payload))))
+        except PowersegError as error:
+            _report(error, args)
+            failed += 1
+        finally:
+            progress.step(path)
+    progress.close()
+    return done, failed
 
 
 def _write_results(args: argparse.Namespace, task) -> int:
@@ -346,16 +442,9 @@ def _write_results(args: argparse.Namespace, task) -> int:
         return _batch(args, task)
     files = batch.expand(args.audio)
     produce = task.producer()
-    rttm, documents, failed = [], [], 0
-    for path in files:
-        try:
-            lines, document = produce.records(path)
-        except PowersegError as error:
-            _report(error, args)
-            failed += 1
-            continue
-        rttm += lines
-        documents.append(document)
+    done, failed = _each(args, files, lambda path, hook: produce.records(path, hook))
+    rttm = [line for _, (lines, _) in done for line in lines]
+    documents = [document for _, (_, document) in done]
     text = "".join(rttm) if task.format == "rttm" else dumps_json(
         documents[0] if len(files) == 1 and documents else documents)
     if documents:
@@ -366,8 +455,11 @@ def _write_results(args: argparse.Namespace, task) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from powerseg.plot import plot
 
+    if args.reference and not args.diarization:
+        raise OptionError("--reference draws reference speaker turns: give --diarization too")
     if args.diarization:
-        plot(args.audio, args.output, args.start, args.end, diarizer=_diarizer(args))
+        plot(args.audio, args.output, args.start, args.end, diarizer=_diarizer(args),
+             reference=args.reference, **_speakers(args))
     else:
         plot(args.audio, args.output, args.start, args.end, _segmenter(args))
     print(args.output)
@@ -380,17 +472,21 @@ def _eval(args: argparse.Namespace) -> int:
     from powerseg.runtime.writers import dumps_json, write_text
 
     audio = batch.expand(args.audio)
+    progress = _progress(len(audio))
     if args.diarization:
         if args.soft:
             raise OptionError("--soft does not apply to --diarization (pyannote's pipeline "
                               "decodes the segmentation hard)")
+        _check_speakers(args)
         scores = evaluate_diarization(_diarizer(args), audio, args.reference, args.uem,
-                                      args.metric, args.exclusive, **_speakers(args))
+                                      args.metric, args.exclusive, progress=progress,
+                                      **_speakers(args))
         tasks = ["diarization"]
     else:
         scores = evaluate(_segmenter(args), audio, args.reference, args.uem, tuple(args.task),
-                          _binarize(args), args.metric)
+                          _binarize(args), args.metric, progress=progress)
         tasks = args.task
+    progress.close()
     sys.stdout.write(table(scores))
     if args.output:
         totals = [overall(scores, task).as_dict() for task in tasks]
@@ -404,9 +500,17 @@ def _speakers(args: argparse.Namespace) -> dict:
                 max_speakers=args.max_speakers)
 
 
+def _check_speakers(args: argparse.Namespace) -> None:
+    """The speaker bounds, refused in the options' own names before any work."""
+    from powerseg.runtime.diarizer import speaker_bounds
+
+    speaker_bounds(**_speakers(args))
+
+
 def _stream(args: argparse.Namespace) -> int:
     """Print ``speech START END`` / ``overlap START END`` lines as regions become final
-    (speaker turns with ``--diarization``)."""
+    (speaker turns with ``--diarization``); on Ctrl-C or SIGTERM, end the stream where the
+    audio stopped and print the rest."""
     if args.diarization:
         return _live_diarization(args)
     options = _binarize(args)
@@ -418,10 +522,30 @@ def _stream(args: argparse.Namespace) -> int:
         for region in part.events:
             print(f"{region.label.lower()} {region.start:.3f} {region.end:.3f}", flush=True)
 
-    for samples in _live_blocks(args, segmenter.spec.sample_rate):
-        show(stream.push(samples))
-    show(stream.flush())
+    rate = segmenter.spec.sample_rate
+    _feed(args, rate, lambda samples: show(stream.push(samples)))
+    if stream.samples_pushed:
+        show(stream.flush())
+    _stop_if_signalled(stream.samples_pushed / rate, "region")
     return 0
+
+
+def _feed(args: argparse.Namespace, rate: int, push: Callable) -> None:
+    """``push`` each block of the stream's audio until it ends or a signal asks to stop (a
+    push itself is never cut short)."""
+    try:
+        for samples in _live_blocks(args, rate):
+            push(samples)
+            if _SIGNALS.number is not None:
+                break
+    except KeyboardInterrupt:  # raised only while waiting for audio
+        pass
+
+
+def _stop_if_signalled(seconds: float, what: str) -> None:
+    if _SIGNALS.number is not None:
+        raise _Stopped(f"powerseg: interrupted: stream ended at {seconds:.3f} s; every {what} "
+                       "up to there is printed")
 
 
 def _live_blocks(args: argparse.Namespace, rate: int):
@@ -443,7 +567,7 @@ def _live_blocks(args: argparse.Namespace, rate: int):
         left = b""
         with nullcontext(sys.stdin.buffer) if args.audio == "-" else open(args.audio, "rb") as f:
             read = getattr(f, "read1", f.read)  # returns what a pipe has, without waiting
-            while data := read(size):
+            while data := _SIGNALS.waiting(read, size):
                 data = left + data
                 cut = len(data) - len(data) % 2
                 left = data[cut:]
@@ -460,7 +584,7 @@ def _live_blocks(args: argparse.Namespace, rate: int):
 
 def _live_diarization(args: argparse.Namespace) -> int:
     """Speaker turns as RTTM (or JSON) lines as they become final; the offline result at the
-    end with ``--final-output``."""
+    end with ``--final-output`` (of the audio heard, when a signal ends the stream)."""
     import json
 
     from powerseg.batch import diarization_records
@@ -485,16 +609,19 @@ def _live_diarization(args: argparse.Namespace) -> int:
             sys.stdout.write(line)
             sys.stdout.flush()
 
-    for samples in _live_blocks(args, diarizer.segmenter.spec.sample_rate):
-        show(stream.push(samples))
-    end = stream.flush()
-    show(end.turns)
-    if args.final_output is not None:
-        lines, document = diarization_records(uri, end.diarization, exclusive=False)
-        _emit(args.final_output, "".join(lines) if args.final_output.suffix.lower() == ".rttm"
-              else dumps_json(document))
-    mapping = ", ".join(f"{live} -> {final or 'none'}" for live, final in end.labels.items())
-    print(f"powerseg: final speakers: {mapping or 'none'}", file=sys.stderr)
+    rate = diarizer.segmenter.spec.sample_rate
+    _feed(args, rate, lambda samples: show(stream.push(samples)))
+    seconds = stream.samples_pushed / rate
+    if seconds or _SIGNALS.number is None:
+        end = stream.flush()
+        show(end.turns)
+        if args.final_output is not None:
+            lines, document = diarization_records(uri, end.diarization, exclusive=False)
+            _emit(args.final_output, "".join(lines) if args.final_output.suffix.lower() ==
+                  ".rttm" else dumps_json(document))
+        mapping = ", ".join(f"{live} -> {final or 'none'}" for live, final in end.labels.items())
+        print(f"powerseg: final speakers: {mapping or 'none'}", file=sys.stderr)
+    _stop_if_signalled(seconds, "turn")
     return 0
 
 
@@ -510,6 +637,7 @@ def _emit(output: Path | None, text: str) -> None:
 def _scores(args: argparse.Namespace) -> int:
     from powerseg.runtime.writers import scores_npz, segment_npz, write_npz
 
+    _npz_output(args)
     if args.command == "scores":
         if args.output_dir:
             return _batch(args, _task(args))
@@ -522,7 +650,12 @@ def _scores(args: argparse.Namespace) -> int:
             raise OptionError(f"{len(files)} inputs and one --output: give --output-dir for "
                               "one npz per input")
         args.audio = files[0]
-    result = _segmenter(args)(args.audio, activations=args.command == "segment")
+    segmenter = _segmenter(args)
+    done, failed = _each(args, [args.audio], lambda path, hook: segmenter(
+        path, activations=args.command == "segment", hook=hook))
+    if failed:
+        return EXIT_INPUT
+    result = done[0][1]
     write_npz(args.output, scores_npz(result) if args.command == "scores" else segment_npz(result))
     return 0
 
@@ -559,14 +692,10 @@ def _embed(args: argparse.Namespace) -> int:
     from powerseg.runtime import Embedder
     from powerseg.runtime.writers import uri_of, write_npz
 
+    _npz_output(args)
     embedder = Embedder(args.model, threads=args.threads, providers=args.provider)
-    done, failed = [], 0
-    for path in batch.expand(args.audio):
-        try:
-            done.append((path, embedder.embed(path)))
-        except PowersegError as error:
-            _report(error, args)
-            failed += 1
+    done, failed = _each(args, batch.expand(args.audio),
+                         lambda path, hook: embedder.embed(path, hook=hook))
     if done:
         write_npz(args.output, {
             "embeddings": np.stack([e.vector for _, e in done]),
@@ -580,6 +709,7 @@ def _info(args: argparse.Namespace) -> int:
     import numpy
     import onnxruntime
 
+    from powerseg.models import shared_tail_path
     from powerseg.runtime.embedder import EmbeddingModel
     from powerseg.runtime.model import OnnxModel
 
@@ -588,6 +718,11 @@ def _info(args: argparse.Namespace) -> int:
     print(f"available providers: {', '.join(onnxruntime.get_available_providers())}")
     print(f"model: {model.path}")
     print(f"provider used: {model.provider}")
+    tail = shared_tail_path(args.model) if isinstance(args.model, str) else None
+    if tail is not None:
+        print(f"runs as: on CPU, by default, the shared front/tail pair ({tail.name} and its "
+              f"front) for steps of whole conv strides up to {_pair_max_step(model):g} s; this "
+              "full model on GPUs, for other steps and with --no-shared-front (the same scores)")
     for key, value in sorted(model.spec.metadata.items()):
         print(f"  {key}: {value}")
     embedder = EmbeddingModel(args.embedding_model, providers="auto")
@@ -595,6 +730,12 @@ def _info(args: argparse.Namespace) -> int:
     for key, value in sorted(embedder.spec.metadata.items()):
         print(f"  {key}: {value}")
     return 0
+
+
+def _pair_max_step(model) -> float:
+    from powerseg.runtime.front import PAIR_MAX_STEP
+
+    return PAIR_MAX_STEP * model.spec.window
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -605,40 +746,161 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "vad": _regions, "osd": _regions, "diarize": _diarize, "stream": _stream, "scores": _scores, "segment": _scores,
-    "plot": _plot, "eval": _eval, "export": _export, "embed": _embed, "info": _info,
-    "sample": _sample,
+    "vad": _regions, "osd": _regions, "diarize": _diarize, "stream": _stream, "scores": _scores,
+    "segment": _scores, "plot": _plot, "eval": _eval, "export": _export, "embed": _embed,
+    "info": _info, "sample": _sample,
 }
 
 
+# ---- the terminal: progress, messages, warnings, signals -------------------------------------
+
+_STATUS: list = []  # the progress line shown now, if any (messages go above it)
+
+
+def _progress(total: int):
+    from powerseg.batch import Progress
+
+    progress = Progress(total)
+    _STATUS[:] = [progress]
+    return progress
+
+
+def _say(text: str) -> None:
+    """One line on stderr, on a line of its own even while a progress line is shown."""
+    if _STATUS:
+        _STATUS[0].message(text)
+    else:
+        print(text, file=sys.stderr, flush=True)
+
+
 def _report(error: BaseException, args: argparse.Namespace) -> None:
-    if args.debug:
-        traceback.print_exception(error)
-    print(f"powerseg: error: {error}", file=sys.stderr)
+    if getattr(args, "debug", False):
+        _say("".join(traceback.format_exception(error)).rstrip("\n"))
+    _say(f"powerseg: error: {_in_cli_words(str(error), args)}")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``powerseg: warning: FILE: ...``: the library's warnings name the file they concern;
+    where in powerseg's code they were raised is of no use at the command line."""
+    _say(f"powerseg: warning: {message}")
+
+
+class _Stopped(Exception):
+    """A command that stopped on a signal and says so in its own words."""
+
+
+class _Signals:
+    """SIGINT and SIGTERM stop a command as Ctrl-C does: a KeyboardInterrupt in the main thread,
+    raised once (a second signal while the work winds down is ignored, so the clean-up that
+    leaves nothing half-written is never itself cut short). ``waiting`` marks the stretches
+    where a signal is raised at once (a blocking read); elsewhere, with ``deferred``, a
+    signal only sets ``number`` for the command to check."""
+
+    def __init__(self):
+        self.number: int | None = None
+        self.deferred = False
+        self.blocked = False
+
+    def __enter__(self):
+        self.number, self.saved = None, {}
+        if threading.current_thread() is threading.main_thread():
+            for number in (signal.SIGINT, signal.SIGTERM):
+                self.saved[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for number, handler in self.saved.items():
+            signal.signal(number, handler)
+
+    def _handle(self, number, frame) -> None:
+        if self.number is not None:
+            return
+        self.number = number
+        if not self.deferred or self.blocked:
+            raise KeyboardInterrupt
+
+    def waiting(self, function, *args):
+        """``function(*args)`` where a signal interrupts it at once."""
+        if self.number is not None:
+            return None
+        self.blocked = True
+        try:
+            return function(*args)
+        finally:
+            self.blocked = False
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + (self.number or signal.SIGINT)
+
+
+_SIGNALS = _Signals()
+
+
+def _in_cli_words(message: str, args: argparse.Namespace) -> str:
+    """An option's Python name (``min_speakers``) as the user typed it (``--min-speakers``):
+    a name with an underscore wherever it stands, a plain word (``step``) only where a
+    message names an option, before "must" or a value in parentheses."""
+    flags = getattr(args, "_flags", {})
+    for name in sorted(flags, key=len, reverse=True):
+        where = "" if "_" in name else r"(?= must| \()"
+        message = re.sub(rf"(?<![\w./-]){re.escape(name)}(?![\w./-]){where}",
+                         flags[name], message)
+    return message
+
+
+def _flags(parser: argparse.ArgumentParser, command: str) -> dict[str, str]:
+    """dest -> its long option string, for the options of ``command``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub = action.choices[command]
+            return {a.dest: a.option_strings[0] for a in sub._actions
+                    if a.option_strings and a.option_strings[0].startswith("--")}
+    return {}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    try:
-        return COMMANDS[args.command](args)
-    except (OptionError, ProviderError) as error:
-        _report(error, args)
-        return EXIT_USAGE
-    except PowersegError as error:
-        _report(error, args)
-        return EXIT_INPUT
-    except OSError as error:  # writing the output: no space, permission, a directory in the way
-        _report(error, args)
-        return EXIT_INPUT
-    except KeyboardInterrupt:
-        return 130
-    except Exception as error:  # a bug: still one line unless --debug
-        if args.debug:
-            traceback.print_exception(error)
-        print(f"powerseg: internal error: {type(error).__name__}: {error} "
-              "(rerun with --debug for the traceback)", file=sys.stderr)
-        return EXIT_INPUT
+    args._flags = _flags(parser, args.command)
+    _STATUS.clear()
+    _SIGNALS.deferred = args.command == "stream"
+    with warnings.catch_warnings(), _SIGNALS:
+        warnings.showwarning = _show_warning
+        try:
+            return COMMANDS[args.command](args)
+        except (OptionError, ProviderError) as error:
+            _report(error, args)
+            return EXIT_USAGE
+        except PowersegError as error:
+            _report(error, args)
+            return EXIT_INPUT
+        except BrokenPipeError:  # stdout's reader left (| head): nothing more to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_INPUT
+        except OSError as error:  # writing the output: no space, permission, a directory
+            _report(error, args)
+            return EXIT_INPUT
+        except (KeyboardInterrupt, _Stopped) as stop:
+            if _STATUS:
+                _STATUS[0].close()
+            _STATUS.clear()
+            if sys.stderr.isatty() and not isinstance(stop, _Stopped):
+                sys.stderr.write("\r\x1b[K")  # past the terminal's ^C echo
+            print(stop.line() if isinstance(stop, Interrupted) else str(stop)
+                  if isinstance(stop, _Stopped) else "powerseg: interrupted",
+                  file=sys.stderr, flush=True)
+            return _SIGNALS.exit_code
+        except Exception as error:  # a bug: still one line unless --debug
+            if args.debug:
+                _say("".join(traceback.format_exception(error)).rstrip("\n"))
+            _say(f"powerseg: internal error: {type(error).__name__}: {error} "
+                 "(rerun with --debug for the traceback)")
+            return EXIT_INPUT
+        finally:
+            if _STATUS:
+                _STATUS[0].close()
+            _STATUS.clear()
 
 
 if __name__ == "__main__":

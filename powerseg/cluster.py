@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import uuid
 from pathlib import Path
 
@@ -143,16 +145,9 @@ def run(task: batch.Task, files: list[Path], output: str | os.PathLike, address:
         fs.create_dir(root, recursive=True)
     except OSError as error:
         raise OutputError(f"{output}: cannot create the output folder ({error})") from None
-    present = _listing(fs, root)
     names = {target.name for target in targets.values()}
-    for stale in present:  # a killed run's temporary files (never a finished output's name)
-        if stale.startswith(".") and stale.endswith(PART_SUFFIX) and \
-                stale[1:].rsplit(".", 2)[0] in names:
-            try:
-                fs.delete_file(_join(root, stale))
-            except OSError:
-                pass
-    finished = set(present)
+    _remove_parts(fs, root, names)  # a killed run's (never a finished output's name)
+    finished = set(_listing(fs, root))
     summary = batch.Summary()
     todo = []
     for path, target in targets.items():
@@ -162,10 +157,25 @@ def run(task: batch.Task, files: list[Path], output: str | os.PathLike, address:
             todo.append({"input": str(path.absolute()), "name": target.name})
     by_input = {str(path.absolute()): path for path in targets}
     if todo:
-        _run_on_ray(task, todo, output, address, workers, cpus_per_worker, gpus_per_worker,
-                    overwrite, summary, by_input)
+        try:
+            _run_on_ray(task, todo, output, address, workers, cpus_per_worker,
+                        gpus_per_worker, overwrite, summary, by_input)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the job is ended by now
+            _remove_parts(fs, root, names)
+            raise batch.Interrupted(summary, len(targets)) from None
     _write_summary(fs, root, summary)
     return summary
+
+
+def _remove_parts(fs, root: str, names: set[str]) -> None:
+    """Delete the temporary files of ``names`` in the output folder (a killed run's)."""
+    for stale in _listing(fs, root):
+        if stale.startswith(".") and stale.endswith(PART_SUFFIX) and \
+                stale[1:].rsplit(".", 2)[0] in names:
+            try:
+                fs.delete_file(_join(root, stale))
+            except OSError:
+                pass
 
 
 def _run_on_ray(task, todo, output, address, workers, cpus, gpus, overwrite, summary, by_input):
@@ -175,11 +185,18 @@ def _run_on_ray(task, todo, output, address, workers, cpus, gpus, overwrite, sum
     if started:
         import logging
 
+        # ray.init puts its own SIGTERM handler (an exit) in place of the caller's, which ends
+        # the job and reports it as Ctrl-C does: the caller's is put back
+        main = threading.current_thread() is threading.main_thread()
+        sigterm = signal.getsignal(signal.SIGTERM) if main else None
         try:
             ray.init(address=address, logging_level=logging.WARNING)
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise PowersegError(f"--ray {address}: cannot connect to the Ray cluster ({error})"
                                 ) from None
+        finally:
+            if sigterm is not None:
+                signal.signal(signal.SIGTERM, sigterm)
     try:
         if workers is None:
             resources = ray.cluster_resources()
@@ -195,8 +212,9 @@ def _run_on_ray(task, todo, output, address, workers, cpus, gpus, overwrite, sum
             Worker, fn_constructor_args=(task, output, overwrite, cpus), batch_size=1,
             batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
             num_cpus=cpus, num_gpus=gpus or None)
+        rows = iter(dataset.iter_rows())
         try:
-            for row in dataset.iter_rows():
+            for row in rows:
                 path = by_input[str(row["input"])]
                 if row["status"] == "done":
                     summary.done.append(path)
@@ -211,6 +229,11 @@ def _run_on_ray(task, todo, output, address, workers, cpus, gpus, overwrite, sum
                 raise cause from None
             raise PowersegError(f"the Ray job failed: {str(cause).strip().splitlines()[-1]}"
                                 ) from None
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM (the CLI ignores a second one meanwhile)
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()  # stops Ray Data's executor, which ends the worker actors
+            raise
     finally:
         if started:
             ray.shutdown()

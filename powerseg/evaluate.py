@@ -3,14 +3,20 @@ VAD and OSD, diarization error rate of speaker diarization."""
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from powerseg.errors import AudioError, PowersegError
 from powerseg.runtime import BinarizeOptions, Diarizer, Region, Segmenter
 from powerseg.runtime.metrics import (DiarizationError, detection_error, diarization_error,
                                       read_rttm, read_uem)
 from powerseg.runtime.writers import uri_of
+
+if TYPE_CHECKING:
+    from powerseg.batch import Progress
 
 TASKS = ("vad", "osd", "diarization")
 
@@ -82,6 +88,27 @@ def _references(references: list[Path]) -> dict[str, list[Region]]:
     return truth
 
 
+def _scopes(uems: list[Path] | Path | None) -> dict[str, list[tuple[float, float]]]:
+    """Every UEM given, merged: a recording's scored regions are all its lines."""
+    scopes: dict[str, list[tuple[float, float]]] = {}
+    for path in [uems] if isinstance(uems, (str, Path)) else uems or []:
+        for uri, regions in read_uem(path).items():
+            scopes.setdefault(uri, []).extend(regions)
+    return scopes
+
+
+def _scope(path: Path, uri: str, scopes: dict, uems, duration: float) -> list[tuple[float, float]]:
+    """The file's scored regions; the whole file, with a warning, when a UEM was given but
+    has no line for it (scoring silence the UEM meant to leave out would skew the rate)."""
+    if uri in scopes:
+        return scopes[uri]
+    if uems:
+        names = ", ".join(str(u) for u in ([uems] if isinstance(uems, (str, Path)) else uems))
+        warnings.warn(f"{path}: {names} has no line for URI {uri!r}; the whole file is scored",
+                      stacklevel=3)
+    return [(0.0, duration)]
+
+
 def _reference_of(path: Path, truth: dict[str, list[Region]], references: list[Path]) -> str:
     uri = uri_of(path)
     if uri not in truth:
@@ -90,41 +117,63 @@ def _reference_of(path: Path, truth: dict[str, list[Region]], references: list[P
     return uri
 
 
-def evaluate_diarization(diarizer: Diarizer, audio: list[Path], references: list[Path],
-                         uem: Path | None = None, metric: str = "powerseg",
-                         exclusive: bool = False, **speakers) -> list[Score]:
-    """Per-file diarization error rates; ``speakers``: num/min/max_speakers for every file."""
-    truth, scopes = _references(references), read_uem(uem) if uem else {}
-    scores = []
+def _each(audio: list[Path], progress: Progress | None, work: Callable) -> None:
+    """``work(path, hook)`` for each file, the progress line (if any) following along."""
     for path in audio:
+        if progress is None:
+            work(path, None)
+            continue
+        progress.start(path)
+        try:
+            work(path, lambda stage, payload, path=path: progress.update(path, payload))
+        finally:
+            progress.step(path)
+
+
+def evaluate_diarization(diarizer: Diarizer, audio: list[Path], references: list[Path],
+                         uem: list[Path] | Path | None = None, metric: str = "powerseg",
+                         exclusive: bool = False, progress: Progress | None = None,
+                         **speakers) -> list[Score]:
+    """Per-file diarization error rates; ``speakers``: num/min/max_speakers for every file;
+    several UEM files are merged."""
+    truth, scopes = _references(references), _scopes(uem)
+    scores = []
+
+    def one(path: Path, hook) -> None:
         uri = _reference_of(path, truth, references)
-        result = diarizer(path, **speakers)
+        result = diarizer(path, hook=hook, **speakers)
         turns = result.exclusive() if exclusive else result.turns()
         hypothesis = [Region(t.start, t.end, t.speaker) for t in turns]
-        scope = scopes.get(uri) or [(0.0, result.duration)]
+        scope = _scope(path, uri, scopes, uem, result.duration)
         d = pyannote_metric(truth[uri], hypothesis, scope, diarization=True) \
             if metric == "pyannote" else diarization_error(truth[uri], hypothesis, scope)
         scores.append(Score(uri, "diarization", d.reference, d.false_alarm, d.missed,
                             d.confusion))
+
+    _each(audio, progress, one)
     return scores
 
 
 def evaluate(segmenter: Segmenter, audio: list[Path], references: list[Path],
-             uem: Path | None = None, tasks: tuple[str, ...] = TASKS,
-             options: BinarizeOptions = BinarizeOptions(), metric: str = "powerseg") -> list[Score]:
+             uem: list[Path] | Path | None = None, tasks: tuple[str, ...] = TASKS,
+             options: BinarizeOptions = BinarizeOptions(), metric: str = "powerseg",
+             progress: Progress | None = None) -> list[Score]:
     """Per-file scores; recordings are matched to RTTM/UEM entries by file stem (the URI)."""
-    truth, scopes = _references(references), read_uem(uem) if uem else {}
+    truth, scopes = _references(references), _scopes(uem)
     measure = pyannote_metric if metric == "pyannote" else detection_error
     scores = []
-    for path in audio:
+
+    def one(path: Path, hook) -> None:
         uri = _reference_of(path, truth, references)
-        result = segmenter(path, activations=False)
-        scope = scopes.get(uri) or [(0.0, result.duration)]
+        result = segmenter(path, activations=False, hook=hook)
+        scope = _scope(path, uri, scopes, uem, result.duration)
         for task in tasks:
             reference = truth[uri] if task == "vad" else overlapped(truth[uri])
             hypothesis = result.vad(options) if task == "vad" else result.osd(options)
             d = measure(reference, hypothesis, scope)
             scores.append(Score(uri, task, d.reference, d.false_alarm, d.missed))
+
+    _each(audio, progress, one)
     return scores
 
 
@@ -136,10 +185,18 @@ def overall(scores: list[Score], task: str) -> Score:
 
 
 def table(scores: list[Score]) -> str:
-    rows = [f"{'uri':<16} {'task':<11} {'ref s':>8} {'FA s':>7} {'miss s':>7} {'conf s':>7} "
-            f"{'DER %':>7}"]
+    """One row per file and task, then the totals; error columns named for what was scored
+    (detection error rate for VAD/OSD, DER with its confusion for diarization)."""
     tasks = [t for t in TASKS if any(s.task == t for s in scores)]
-    for s in scores + [overall(scores, t) for t in tasks]:
-        rows.append(f"{s.uri:<16} {s.task:<11} {s.reference:8.2f} {s.false_alarm:7.2f} "
-                    f"{s.missed:7.2f} {s.confusion:7.2f} {100 * s.error_rate:7.2f}")
-    return "\n".join(rows) + "\n"
+    diarization = "diarization" in tasks
+    rows = scores + [overall(scores, t) for t in tasks]
+    width = max([16] + [len(s.uri) for s in rows])
+    rate = "DER %" if diarization else "DetER %"
+    header = f"{'uri':<{width}} {'task':<11} {'ref s':>8} {'FA s':>7} {'miss s':>7} "
+    lines = [header + (f"{'conf s':>7} " if diarization else "") + f"{rate:>7}"]
+    for s in rows:
+        line = f"{s.uri:<{width}} {s.task:<11} {s.reference:8.2f} {s.false_alarm:7.2f} " \
+            f"{s.missed:7.2f} "
+        lines.append(line + (f"{s.confusion:7.2f} " if diarization else "") +
+                     f"{100 * s.error_rate:7.2f}")
+    return "\n".join(lines) + "\n"

@@ -10,11 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from powerseg.errors import OptionError, PowersegError
-from powerseg.runtime import Diarizer, Segmenter
+from powerseg.runtime import Diarizer, Region, Segmenter
 from powerseg.runtime.audio import load_audio
+from powerseg.runtime.metrics import read_rttm
 from powerseg.runtime.powerset import to_multilabel
+from powerseg.runtime.writers import atomic_output, uri_of
 
 SIZE_INCHES, DPI = (12.0, 6.0), 100
+SEAM = 1e-6  # seconds: turns closer than this are one bar
 COLORS = ("tab:blue", "tab:orange", "tab:green")
 
 
@@ -35,12 +38,15 @@ def class_names(mapping: np.ndarray) -> list[str]:
 
 
 def plot(audio: str | Path, output: str | Path, start: float = 0.0, end: float | None = None,
-         segmenter: Segmenter | None = None, diarizer: Diarizer | None = None) -> Path:
+         segmenter: Segmenter | None = None, diarizer: Diarizer | None = None,
+         reference: str | Path | None = None, **speakers) -> Path:
     """Write a PNG of ``audio`` between ``start`` and ``end`` seconds (default: 10 s from start).
 
     Up to one window long: waveform, powerset class per frame, per-speaker activations
     (the model card's figure). Longer: waveform, aggregated speech/overlap scores, VAD/OSD regions.
-    With a ``diarizer``: waveform and one row of turns per speaker (default: the whole file).
+    With a ``diarizer``: waveform and one row of turns per speaker (default: the whole file;
+    ``speakers``: num/min/max_speakers), and under it the turns of ``reference`` (an RTTM)
+    for this file, to compare.
     """
     segmenter = diarizer.segmenter if diarizer else segmenter or Segmenter(providers="cpu")
     spec = segmenter.spec
@@ -53,8 +59,9 @@ def plot(audio: str | Path, output: str | Path, start: float = 0.0, end: float |
                           f"got start={start}, end={end}")
     plt = _pyplot()
     lo, hi = round(start * spec.sample_rate), round(end * spec.sample_rate)
+    truth = _reference_turns(reference, audio) if reference is not None else None
     if diarizer:
-        fig = _diarization_figure(plt, diarizer, samples, start, end)
+        fig = _diarization_figure(plt, diarizer, samples, start, end, truth, speakers)
     elif end - start <= spec.window:
         fig = _window_figure(plt, segmenter, samples[lo:hi], start)
     else:
@@ -62,9 +69,11 @@ def plot(audio: str | Path, output: str | Path, start: float = 0.0, end: float |
     fig.suptitle(f"{Path(audio).name}  {start:.2f}-{end:.2f} s")
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(output, dpi=DPI)
-    plt.close(fig)
+    try:
+        with atomic_output(output, binary=True) as f:
+            fig.savefig(f, dpi=DPI, format="png")
+    finally:
+        plt.close(fig)
     return output
 
 
@@ -118,23 +127,64 @@ def _timeline_figure(plt, segmenter: Segmenter, samples: np.ndarray, start: floa
     return fig
 
 
-def _diarization_figure(plt, diarizer: Diarizer, samples: np.ndarray, start: float, end: float):
+def _reference_turns(reference: str | Path, audio: str | Path) -> dict[str, list[Region]]:
+    """The reference RTTM's turns for ``audio`` (matched by URI), by speaker."""
+    uri = uri_of(audio)
+    regions = read_rttm(reference).get(uri)
+    if regions is None:
+        raise OptionError(f"--reference {reference}: no turns for URI {uri!r} (the audio "
+                          "file's name without extension)")
+    by_speaker: dict[str, list[Region]] = {}
+    for region in sorted(regions):
+        by_speaker.setdefault(region.label, []).append(region)
+    return by_speaker
+
+
+def spans(turns, start: float, end: float) -> list[tuple[float, float]]:
+    """(start, duration) bars of one speaker's turns inside [start, end], turns that touch
+    joined into one bar: drawn apart, antialiasing leaves a white seam between them."""
+    out: list[list[float]] = []
+    for t in sorted(turns, key=lambda t: t.start):
+        if t.end <= start or t.start >= end:
+            continue
+        if out and t.start <= out[-1][1] + SEAM:
+            out[-1][1] = max(out[-1][1], t.end)
+        else:
+            out.append([t.start, t.end])
+    return [(a, b - a) for a, b in out]
+
+
+def _diarization_figure(plt, diarizer: Diarizer, samples: np.ndarray, start: float, end: float,
+                        truth: dict[str, list[Region]] | None = None,
+                        speakers: dict | None = None):
     rate = diarizer.segmenter.spec.sample_rate
-    result = diarizer(samples, sample_rate=rate)
-    speakers = result.speakers
-    fig, axes = plt.subplots(2, 1, figsize=SIZE_INCHES, sharex=True,
-                             gridspec_kw={"height_ratios": [1, max(1, len(speakers)) * 0.5]})
+    result = diarizer(samples, sample_rate=rate, **(speakers or {}))
+    names = result.speakers
+    rows = [(name, [t for t in result.turns() if t.speaker == name]) for name in names]
+    heights = [1, max(1, len(rows)) * 0.5] + ([max(1, len(truth)) * 0.5] if truth is not None
+                                               else [])
+    fig, axes = plt.subplots(len(heights), 1, figsize=SIZE_INCHES, sharex=True,
+                             gridspec_kw={"height_ratios": heights})
     _waveform(axes[0], samples, rate, start, end)
     palette = plt.get_cmap("tab10")
-    for row, speaker in enumerate(speakers):
-        spans = [(t.start, t.duration) for t in result.turns()
-                 if t.speaker == speaker and t.end > start and t.start < end]
-        axes[1].broken_barh(spans, (len(speakers) - 1 - row + 0.1, 0.8), color=palette(row % 10))
-    axes[1].set_yticks([len(speakers) - 0.5 - row for row in range(len(speakers))], speakers)
-    axes[1].set_ylim(0, max(1, len(speakers)))
-    axes[1].set_xlim(start, end)
-    axes[1].set_xlabel("time (s)")
+    _rows(axes[1], rows, start, end, [palette(i % 10) for i in range(len(rows))])
+    axes[1].set_ylabel("powerseg")
+    if truth is not None:
+        _rows(axes[2], list(truth.items()), start, end, ["dimgrey"] * len(truth))
+        axes[2].set_ylabel("reference")
+    axes[-1].set_xlim(start, end)
+    axes[-1].set_xlabel("time (s)")
     return fig
+
+
+def _rows(axis, rows: list[tuple[str, list]], start: float, end: float, colors: list) -> None:
+    """One row of bars per (name, turns), the first at the top."""
+    for row, ((name, turns), color) in enumerate(zip(rows, colors)):
+        axis.broken_barh(spans(turns, start, end), (len(rows) - 1 - row + 0.1, 0.8),
+                         color=color, linewidth=0)
+    axis.set_yticks([len(rows) - 0.5 - row for row in range(len(rows))],
+                    [name for name, _ in rows])
+    axis.set_ylim(0, max(1, len(rows)))
 
 
 def _waveform(axis, samples: np.ndarray, rate: int, start: float, end: float) -> None:

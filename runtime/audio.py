@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import io
+import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 import soxr
 
-from powerseg.errors import AudioError, AudioNotFoundError
+from powerseg.errors import AudioError, AudioNotFoundError, OptionError
 
 # Blocks of this many seconds keep memory flat while reading long files.
 BLOCK_SECONDS = 60.0
@@ -101,6 +103,60 @@ def blocks(path: str | Path, sample_rate: int) -> Iterator[np.ndarray]:
                 yield mono
             if last:
                 return
+
+
+ACCEPTED = ("a path, an array with sample_rate, {'waveform': array, 'sample_rate': rate}, "
+            "{'audio': path} or a binary file object (open(path, 'rb'), io.BytesIO)")
+
+
+def audio_input(audio, sample_rate: int | None = None) -> tuple:
+    """The inputs pyannote.audio users pass, as (path or array, sample_rate): a path or an
+    array as they are; ``{"waveform": array, "sample_rate": rate}`` (a torch tensor too) and
+    ``{"audio": path}`` (each with an optional ``"uri"``); an open binary file or
+    ``io.BytesIO``, decoded whole; anything else as an array. A dict of other keys or a
+    text-mode file is an OptionError naming what is accepted."""
+    if isinstance(audio, (str, os.PathLike)) or isinstance(audio, np.ndarray):
+        return audio, sample_rate
+    if isinstance(audio, Mapping):
+        keys = set(audio) - {"uri"}
+        if keys == {"waveform", "sample_rate"}:
+            rate = audio["sample_rate"]
+            if sample_rate is not None and sample_rate != rate:
+                raise OptionError(f"sample_rate {sample_rate} given with an input whose "
+                                  f"'sample_rate' is {rate}; give one")
+            return np.asarray(audio["waveform"]), rate
+        if keys == {"audio"} and isinstance(audio["audio"], (str, os.PathLike)):
+            return audio["audio"], sample_rate
+        raise OptionError(f"an input dict needs the keys 'waveform' and 'sample_rate', or "
+                          f"'audio' (a path), and optionally 'uri'; got {sorted(audio)}. "
+                          f"Accepted: {ACCEPTED}")
+    if hasattr(audio, "read"):
+        if isinstance(audio, io.TextIOBase):
+            raise OptionError("a text-mode file object: open the audio file in binary mode "
+                              "(open(path, 'rb'))")
+        if sample_rate is not None:
+            raise OptionError("sample_rate is only for arrays: audio files carry their own")
+        name = getattr(audio, "name", None) or type(audio).__name__
+        try:
+            data, rate = sf.read(audio, dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError) as error:
+            raise AudioError(f"{name}: cannot decode audio: {_reason(error)}; the data is "
+                             "corrupt or in a format libsndfile does not read") from None
+        return data, rate
+    return audio, sample_rate  # array-likes (a torch tensor, a list): as arrays
+
+
+def duration_of(audio, sample_rate: int | None) -> float | None:
+    """Seconds of ``audio`` (a path or an array) without decoding it, None when unknown."""
+    if isinstance(audio, (str, os.PathLike)):
+        try:
+            return float(sf.info(os.fspath(audio)).duration)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError, OSError):
+            return None  # the reading itself says what is wrong
+    shape = np.shape(audio)
+    if not sample_rate or not shape or len(shape) > 2:
+        return None
+    return max(shape) / float(sample_rate)
 
 
 def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:

@@ -47,6 +47,14 @@ class BinarizeOptions:
             object.__setattr__(self, "offset", self.onset)
         if not (np.isfinite(self.onset) and np.isfinite(self.offset)):
             raise OptionError("onset and offset must be finite numbers")
+        # scores are probabilities: an onset of 1 or more finds nothing, one at or below 0
+        # (or an offset below 0) takes the whole file
+        if not 0 < self.onset < 1:
+            raise OptionError(f"onset ({self.onset}) must be above 0 and below 1 (scores are "
+                              "probabilities)")
+        if self.offset < 0:
+            raise OptionError(f"offset ({self.offset}) must not be below 0 (scores are "
+                              "probabilities)")
         if self.offset > self.onset:
             raise OptionError(f"offset ({self.offset}) must not exceed onset ({self.onset}): "
                               "hysteresis switches on above onset and off below offset")

@@ -21,11 +21,13 @@ import numpy as np
 
 from powerseg.errors import OptionError
 
+from .audio import audio_input
 from .clustering import Clusters, cluster
 from .embedder import Embedder
 from .reconstruct import column_turns, reconstruct, speaker_count, speaker_labels
-from .segmenter import Segmentation, Segmenter
+from .segmenter import Segmentation, Segmenter, options_repr
 from .session import OnnxSession, trim_heap
+from .stream import StageHook
 
 if TYPE_CHECKING:
     from .live import DiarizationStream
@@ -65,6 +67,12 @@ def speaker_bounds(num_speakers: int | None = None, min_speakers: int | None = N
     for name, value in (("num_speakers", num_speakers), ("min_speakers", min_speakers),
                         ("max_speakers", max_speakers)):
         _positive_int(name, value)
+    if num_speakers is not None:
+        for name, value in (("min_speakers", min_speakers), ("max_speakers", max_speakers)):
+            if value is not None and (value > num_speakers if name == "min_speakers"
+                                      else value < num_speakers):
+                raise OptionError(f"num_speakers ({num_speakers}) and {name} ({value}) "
+                                  "disagree; give one or the other")
     low, high = num_speakers or min_speakers or 1, num_speakers or max_speakers
     if high is not None and low > high:
         raise OptionError(f"min_speakers ({low}) must not exceed max_speakers ({high})")
@@ -146,6 +154,28 @@ class Diarization:
     max_speakers: int | None
     _turns: tuple[Turn, ...] = field(repr=False, default=())
     _exclusive: tuple[Turn, ...] = field(repr=False, default=())
+    embedding_metadata: dict = field(default_factory=dict, repr=False)  # the embedding model's
+
+    def __repr__(self) -> str:
+        chunks = self.embeddings.shape[0]
+        return (f"Diarization({self.duration:.3f} s, {len(self.speakers)} speakers "
+                f"{list(self.speakers)}, {len(self._turns)} turns, {chunks} chunks, "
+                f"threshold={self.options.clustering_threshold:g}, "
+                f"segmentation={self.options.segmentation!r}, "
+                f"embedding={self.options.embedding!r}, provider={self.provider!r})")
+
+    def to_rttm(self, uri: str = "audio", exclusive: bool = False) -> str:
+        """The RTTM ``powerseg diarize`` writes (``--exclusive``: one speaker at a time)."""
+        from .writers import rttm_lines
+
+        return "".join(rttm_lines(uri, self.exclusive() if exclusive else self.turns()))
+
+    def to_json(self, uri: str = "audio", exclusive: bool = False) -> str:
+        """The JSON ``powerseg diarize -o X.json`` writes."""
+        from .writers import diarization_json, dumps_json
+
+        turns = self.exclusive() if exclusive else self.turns()
+        return dumps_json(diarization_json(uri, turns, self, exclusive))
 
     @property
     def duration(self) -> float:
@@ -256,6 +286,10 @@ class Diarizer:
                 model.release_memory()
         trim_heap()
 
+    def __repr__(self) -> str:
+        return options_repr(self, f"provider={self.segmenter.provider!r}, "
+                            f"pair={self.segmenter.shared_front}")
+
     def rounds(self, then: Callable[[np.ndarray, np.ndarray], None] | None = None) -> Rounds:
         """A window hook that embeds each round of windows (``Segmenter``'s ``on_windows``)."""
         return Rounds(self.embedder, self._min_clean_frames(), then)
@@ -273,50 +307,71 @@ class Diarizer:
 
     def __call__(self, audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
                  num_speakers: int | None = None, min_speakers: int | None = None,
-                 max_speakers: int | None = None) -> Diarization:
+                 max_speakers: int | None = None, hook: StageHook | None = None) -> Diarization:
         """Diarize a file (read in blocks) or an array (``sample_rate`` required).
 
         ``num_speakers`` fixes the number of speakers; ``min_speakers``/``max_speakers``
-        bound it (pyannote walks the dendrogram to reach the bounds when it can).
+        bound it (pyannote walks the dendrogram to reach the bounds when it can; bounds the
+        audio cannot meet give the closest result and a warning). ``hook(stage, payload)``
+        is called after each round of windows and each later stage, with {"seconds",
+        "total"} of audio; raising in it stops the work at once.
         """
         speaker_bounds(num_speakers, min_speakers, max_speakers)  # before any audio is read
+        audio, sample_rate = audio_input(audio, sample_rate)
         rounds = self.rounds()
         segmentation = self.segmenter(audio, sample_rate=sample_rate, activations=False,
-                                      on_windows=rounds)
-        return self.finish(segmentation, rounds, num_speakers, min_speakers, max_speakers)
+                                      on_windows=rounds, hook=hook)
+        source = os.fspath(audio) if isinstance(audio, (str, os.PathLike)) else "array"
+        return self.finish(segmentation, rounds, num_speakers, min_speakers, max_speakers,
+                           hook=hook, source=source)
 
     def finish(self, segmentation: Segmentation, rounds: Rounds, num_speakers: int | None = None,
-               min_speakers: int | None = None, max_speakers: int | None = None) -> Diarization:
+               min_speakers: int | None = None, max_speakers: int | None = None,
+               hook: StageHook | None = None, source: str = "array") -> Diarization:
         """The stages after the windows: speaker count, clustering, reconstruction, turns.
 
         ``segmentation`` and ``rounds`` are what the windows made (offline, or a live stream's
-        at its flush), so both paths end in the same result.
+        at its flush), so both paths end in the same result. ``source`` names the audio in
+        warnings.
         """
         low, high = speaker_bounds(num_speakers, min_speakers, max_speakers)
+        seconds = {"seconds": segmentation.duration, "total": segmentation.duration}
+        done = (lambda stage: None) if hook is None else (lambda stage: hook(stage, seconds))
         spec = self.segmenter.spec
         binarized, embeddings = rounds.arrays(spec.num_frames, spec.num_speakers)
         segmentation = replace(segmentation, activations=binarized)
         self._release_memory()
         framing = self.segmenter.framing
         count = speaker_count(binarized, framing)
+        done("speaker_counting")
         asked = dict(num_speakers=num_speakers, min_speakers=min_speakers,
                      max_speakers=max_speakers)
         if count.max(initial=0) == 0:  # no one speaks: nothing to cluster
+            warnings.warn(f"{source}: no speaker found in {segmentation.duration:.3f} s of "
+                          "audio; the diarization is empty", stacklevel=3)
             empty = np.zeros((len(count), 0), np.uint8)
             return Diarization((), np.zeros((0, self.embedder.dimension)), count, empty, empty,
-                               (), embeddings, None, segmentation, self.options, **asked)
+                               (), embeddings, None, segmentation, self.options, **asked,
+                               embedding_metadata=dict(self.embedder.spec.metadata))
         if low == high:
             num_speakers = low
         clusters = cluster(embeddings, binarized, self.options.clustering_threshold,
                            self.options.min_cluster_size, num_speakers, min_speakers or low,
                            high)
+        done("clustering")
         found = int(clusters.hard.max()) + 1
         if found < low or (high is not None and found > high):
-            warnings.warn(f"found {found} speakers, outside the bounds [{low}, {high}] asked "
-                          "for: too few embeddings to make more clusters of "
-                          f"min_cluster_size {self.options.min_cluster_size}", stacklevel=3)
-        if high is not None:
-            count = np.minimum(count, high).astype(np.uint8)
+            wanted = f"{low}" if low == high else f"from {low} to {high}" if high else \
+                f"at least {low}"
+            why = f"too few to make more clusters of min_cluster_size " \
+                f"{self.options.min_cluster_size}" if found < low else "none of the " \
+                "dendrogram's cuts gives fewer clusters"
+            warnings.warn(f"{source}: {found} speaker clusters found where {wanted} "
+                          f"{'was' if wanted == '1' else 'were'} asked for: the audio gives "
+                          f"{len(clusters.train_chunks)} speaker embeddings to cluster, {why}; "
+                          "the result is the closest one", stacklevel=3)
+        if high is not None:  # at most ``high`` at once; uint8 holds any count a chunk makes
+            count = np.minimum(count, min(high, np.iinfo(np.uint8).max)).astype(np.uint8)
         discrete = reconstruct(binarized, clusters.hard, count, framing)
         exclusive = reconstruct(binarized, clusters.hard, np.minimum(count, 1), framing)
         off = self.options.min_duration_off
@@ -326,9 +381,11 @@ class Diarizer:
         # a column past the clusters (count above them) is a speaker with a zero centroid
         centroids = np.pad(clusters.centroids,
                            ((0, max(0, discrete.shape[1] - len(clusters.centroids))), (0, 0)))
+        done("discrete_diarization")
         return Diarization(
             tuple(labels.values()), centroids[list(columns)], count, discrete, exclusive,
             columns, embeddings, clusters, segmentation, self.options, **asked,
             _turns=tuple(Turn(s, e, labels[c]) for s, e, c in turns),
             _exclusive=tuple(Turn(s, e, labels[c]) for s, e, c in
-                             column_turns(exclusive, framing, off)))
+                             column_turns(exclusive, framing, off)),
+            embedding_metadata=dict(self.embedder.spec.metadata))

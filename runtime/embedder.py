@@ -13,9 +13,10 @@ import onnxruntime as ort
 from powerseg.errors import AudioError, ModelError, OptionError
 from powerseg.models import SPEAKER_EMBEDDING
 
-from .audio import check_finite, load_audio, prepare
+from .audio import ACCEPTED, audio_input, check_finite, load_audio, prepare
 from .fbank import FbankOptions, features
 from .session import OnnxSession
+from .stream import StageHook
 
 # The diarization pipeline's chunks: pyannote/segmentation-3.0's 10 s window at 16 kHz and its
 # 589 output frames, which the speaker masks come on.
@@ -130,6 +131,11 @@ class Embedding:
     provider: str
     metadata: dict = field(default_factory=dict, repr=False)
 
+    def __repr__(self) -> str:
+        norm = float(np.linalg.norm(self.vector))
+        return (f"Embedding({self.vector.shape[0]} values, norm {norm:.4g}, {self.num_frames} "
+                f"fbank frames, {self.duration:.3f} s, model={self.options.model!r})")
+
 
 @dataclass(frozen=True)
 class Embeddings:
@@ -140,6 +146,11 @@ class Embeddings:
     options: EmbedderOptions
     provider: str
     metadata: dict = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        valid = int(np.isfinite(self.vectors).all(axis=-1).sum())
+        return (f"Embeddings(shape={self.vectors.shape}, {valid} of "
+                f"{int(np.prod(self.vectors.shape[:-1]))} valid, model={self.options.model!r})")
 
 
 class Embedder:
@@ -155,6 +166,11 @@ class Embedder:
         # nearest interpolation does (exact in integers: no frame sits on a rounding edge)
         self._mask_frame = np.arange(num_fbank) * MASK_FRAMES // num_fbank
 
+    def __repr__(self) -> str:
+        from .segmenter import options_repr
+
+        return options_repr(self, f"provider={self.provider!r}")
+
     @property
     def provider(self) -> str:
         return self.model.provider
@@ -168,20 +184,32 @@ class Embedder:
             return np.full(self.spec.embedding_dim, np.nan, np.float32)
         return self.model(feats[None])[0]
 
-    def embed(self, audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None) -> Embedding:
-        """A whole utterance: a file, or an array with its ``sample_rate`` (resampled to 16 kHz)."""
+    def embed(self, audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
+              hook: StageHook | None = None) -> Embedding:
+        """A whole utterance: a file, or an array with its ``sample_rate`` (resampled to 16 kHz).
+
+        ``hook(stage, payload)`` is called after reading ("audio"), the fbank ("fbank") and the
+        model run ("embedding") with {"seconds", "total"} of audio; raising in it stops there."""
         rate = self.spec.sample_rate
+        audio, sample_rate = audio_input(audio, sample_rate)
         if isinstance(audio, (str, os.PathLike)):
             if sample_rate is not None:
                 raise OptionError("sample_rate is only for arrays: files carry their own")
             samples = load_audio(Path(audio), rate)
         else:
             if sample_rate is None:
-                raise OptionError("sample_rate is required with an array input")
+                raise OptionError(f"sample_rate is required with an array input (audio: {ACCEPTED})")
             samples = prepare(audio, sample_rate, rate)
+        seconds = len(samples) / rate
+        done = (lambda stage: None) if hook is None else \
+            (lambda stage: hook(stage, {"seconds": seconds, "total": seconds}))
+        done("audio")
         feats = features(samples, self.spec.fbank)
-        return Embedding(self._embed(feats), len(feats), len(samples) / rate, self.options,
-                         self.provider, dict(self.spec.metadata))
+        done("fbank")
+        vector = self._embed(feats)
+        done("embedding")
+        return Embedding(vector, len(feats), seconds, self.options, self.provider,
+                         dict(self.spec.metadata))
 
     def embed_chunks(self, chunks: np.ndarray, masks: np.ndarray) -> Embeddings:
         """(n, 160000) zero-padded 10 s chunks and (n, 589) or (n, speakers, 589) frame masks ->

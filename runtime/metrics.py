@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from powerseg.errors import AudioError
+from powerseg.errors import AudioError, AudioNotFoundError
 
 from .binarize import Region
 
@@ -153,10 +153,24 @@ def diarization_error(reference: list[Region], hypothesis: list[Region],
                             float(duration @ (np.minimum(r, h) - correct)))
 
 
+def _text(path: str | Path, what: str) -> str:
+    """A reference file's text; a missing, unreadable or binary file as one AudioError line."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AudioNotFoundError(f"{path}: no such {what} file") from None
+    except OSError as error:
+        raise AudioError(f"{path}: cannot read this {what} file ({error.strerror or error})"
+                         ) from None
+    except UnicodeDecodeError:
+        raise AudioError(f"{path}: not a text {what} file (binary data; audio given as the "
+                         f"{what}?)") from None
+
+
 def read_rttm(path: str | Path) -> dict[str, list[Region]]:
     """RTTM SPEAKER lines -> regions per recording (label = the speaker field)."""
     out: dict[str, list[Region]] = {}
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for number, line in enumerate(_text(path, "RTTM").splitlines(), 1):
         fields = line.split()
         if not fields or fields[0] != "SPEAKER":
             continue
@@ -171,7 +185,7 @@ def read_rttm(path: str | Path) -> dict[str, list[Region]]:
 def read_uem(path: str | Path) -> dict[str, list[tuple[float, float]]]:
     """UEM lines ``uri channel start end`` -> scored intervals per recording."""
     out: dict[str, list[tuple[float, float]]] = {}
-    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+    for number, line in enumerate(_text(path, "UEM").splitlines(), 1):
         fields = line.split()
         if not fields:
             continue

@@ -11,13 +11,21 @@ import numpy as np
 from powerseg.errors import AudioError, OptionError
 from powerseg.models import shared_tail_path
 
-from .audio import blocks, prepare
+from .audio import ACCEPTED, audio_input, blocks, duration_of, prepare
 from .binarize import BinarizeOptions, Region, binarize
 from .framing import Framing
 from .front import PAIR_MAX_STEP
 from .model import OnnxModel
 from .providers import CPU, resolve_providers
-from .stream import FrameScores, Stream, WindowHook
+from .stream import FrameScores, StageHook, Stream, WindowHook
+
+
+def options_repr(pipeline, state: str) -> str:
+    """``Name(option=value, ...; state)``: a pipeline is the options that made it and what
+    it runs on, not its arrays or sessions."""
+    options = pipeline.options
+    fields = ", ".join(f"{k}={getattr(options, k)!r}" for k in options.__dataclass_fields__)
+    return f"{type(pipeline).__name__}({fields}; {state})"
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,27 @@ class Segmentation:
     options: SegmenterOptions
     provider: str
     metadata: dict = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        chunks = "no" if self.activations is None else len(self.activations)
+        return (f"Segmentation({self.duration:.3f} s, {self.num_frames} frames, {chunks} chunk "
+                f"activations, model={self.options.model!r}, step={self.options.step:g}, "
+                f"soft={self.options.soft}, provider={self.provider!r})")
+
+    def to_rttm(self, uri: str = "audio", osd: bool = False,
+                options: BinarizeOptions | None = None) -> str:
+        """The RTTM ``powerseg vad`` (``osd=True``: ``powerseg osd``) writes."""
+        from .writers import rttm_lines
+
+        return "".join(rttm_lines(uri, self.osd(options) if osd else self.vad(options)))
+
+    def to_json(self, uri: str = "audio", osd: bool = False,
+                options: BinarizeOptions | None = None) -> str:
+        """The JSON ``powerseg vad -o X.json`` (``osd=True``: ``osd``) writes."""
+        from .writers import dumps_json, regions_json
+
+        regions = self.osd(options) if osd else self.vad(options)
+        return dumps_json(regions_json(uri, regions, self))
 
     @property
     def num_frames(self) -> int:
@@ -135,6 +164,9 @@ class Segmenter:
                 return pair
         return OnnxModel(o.model, o.threads, o.providers)
 
+    def __repr__(self) -> str:
+        return options_repr(self, f"provider={self.provider!r}, pair={self.shared_front}")
+
     @property
     def shared_front(self) -> bool:
         """Whether this runs a shared front-end pair (front once over the signal)."""
@@ -146,21 +178,32 @@ class Segmenter:
 
     def stream(self, keep_activations: bool = False, sample_rate: int | None = None,
                vad: BinarizeOptions | None = None, osd: BinarizeOptions | None = None,
-               on_windows: WindowHook | None = None) -> Stream:
+               on_windows: WindowHook | None = None, hook: StageHook | None = None) -> Stream:
         """A live stream: ``push(samples)`` as audio arrives, ``flush()`` at its end.
 
         Each returns the ``FrameScores`` that became final; all of them together are the
         offline scores. ``vad``/``osd`` options add final SPEECH/OVERLAP regions as
         ``.events``; ``sample_rate`` other than the model's is resampled on the fly;
-        ``on_windows`` sees each round of windows with their activations.
+        ``on_windows`` sees each round of windows with their activations; ``hook(stage,
+        payload)`` is told each round's progress (seconds of audio) and can stop the stream
+        by raising.
         """
         return Stream(self, keep_activations=keep_activations, sample_rate=sample_rate,
-                      vad=vad, osd=osd, on_windows=on_windows)
+                      vad=vad, osd=osd, on_windows=on_windows, hook=hook)
 
     def __call__(self, audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
-                 activations: bool = True, on_windows: WindowHook | None = None) -> Segmentation:
-        """Segment a file (read in blocks) or an array (``sample_rate`` required)."""
-        stream = self.stream(keep_activations=activations, on_windows=on_windows)
+                 activations: bool = True, on_windows: WindowHook | None = None,
+                 hook: StageHook | None = None) -> Segmentation:
+        """Segment a file (read in blocks) or an array (``sample_rate`` required).
+
+        ``hook(stage, payload)``: called after each round of windows and at the end with
+        {"seconds": audio done, "total": the recording's seconds}; raising in it stops the
+        work at once (the exception propagates)."""
+        audio, sample_rate = audio_input(audio, sample_rate)
+        total = duration_of(audio, sample_rate)
+        stream = self.stream(keep_activations=activations, on_windows=on_windows,
+                             hook=None if hook is None else
+                             lambda stage, payload: hook(stage, {**payload, "total": total}))
         if isinstance(audio, (str, os.PathLike)):
             if sample_rate is not None:
                 raise OptionError("sample_rate is only for arrays: files carry their own")
@@ -168,11 +211,14 @@ class Segmenter:
                      for block in blocks(Path(audio), self.spec.sample_rate)]
         else:
             if sample_rate is None:
-                raise OptionError("sample_rate is required with an array input")
+                raise OptionError(f"sample_rate is required with an array input (audio: {ACCEPTED})")
             parts = [stream.push(prepare(audio, sample_rate, self.spec.sample_rate), wait=False)]
         self.check_length(stream, audio if isinstance(audio, (str, os.PathLike)) else "array")
         parts.append(stream.flush())
-        return self.result(parts, stream)
+        result = self.result(parts, stream)
+        if hook is not None:
+            hook("segmentation", {"seconds": result.duration, "total": result.duration})
+        return result
 
     def check_length(self, stream: Stream, source: str | os.PathLike) -> None:
         """An AudioError naming ``source`` when what was pushed cannot make one output frame."""

@@ -8,8 +8,9 @@ code, so their scores agree (up to onnxruntime's batch-size rounding).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Future
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, wait
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
 # (windows, window_samples) float32 and (windows, frames, speakers); what needs the audio of
 # each chunk (speaker embeddings) works there, so no recording is ever held whole.
 WindowHook = Callable[[np.ndarray, np.ndarray], None]
+# Stage hook: ``hook(stage, payload)`` after each stage and each round of windows, the payload
+# saying how far the work is in seconds of audio ({"seconds": done, "total": all or None}).
+# One that raises stops the work at once: the exception propagates, no window left queued.
+StageHook = Callable[[str, dict], None]
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,11 @@ class FrameScores:
 
     def __len__(self) -> int:
         return len(self.speech)
+
+    def __repr__(self) -> str:
+        start = self.frame_start + self.first * self.frame_step
+        return (f"FrameScores({len(self)} frames from frame {self.first} ({start:.3f} s), "
+                f"{len(self.events)} events)")
 
     @property
     def times(self) -> np.ndarray:
@@ -72,7 +82,8 @@ class Stream:
 
     def __init__(self, segmenter: Segmenter, keep_activations: bool = False,
                  sample_rate: int | None = None, vad: BinarizeOptions | None = None,
-                 osd: BinarizeOptions | None = None, on_windows: WindowHook | None = None):
+                 osd: BinarizeOptions | None = None, on_windows: WindowHook | None = None,
+                 hook: StageHook | None = None):
         self._model = segmenter.model
         self._options = segmenter.options
         self.framing: Framing = segmenter.framing
@@ -92,6 +103,7 @@ class Stream:
         self._count = OverlapAdd(self.framing, 1, hamming=False)
         self.activations: list[np.ndarray] | None = [] if keep_activations else None
         self._on_windows = on_windows
+        self._hook = hook
         self._rate: int | None = None  # input rate, fixed by the first rate given
         self._resampler: soxr.ResampleStream | None = None
         self._input = 0  # input samples (before resampling) seen, for error times
@@ -158,7 +170,8 @@ class Stream:
         if self._resampler is not None:
             samples = self._resampler.resample_chunk(samples, last=False)
         chunks = self._chunks
-        self._consume(samples, wait)
+        with self._or_abort():
+            self._consume(samples, wait)
         if self._chunks == chunks:  # no window ran, so no frame became final (cheap path)
             empty = np.zeros((0, 2), np.float32)
             return self._frames(self._scores.released, empty, empty[:, :1])
@@ -200,16 +213,35 @@ class Stream:
         if self._closed:
             raise RuntimeError("stream already flushed")
         self._closed = True
-        if self._resampler is not None:
-            self._consume(self._resampler.resample_chunk(np.zeros(0, np.float32), last=True),
-                          wait=False)
-        if self._total == 0:
-            raise AudioError("stream: no samples were pushed")
-        full, has_last = self.framing.num_chunks(self._total)
-        self._submit(self._windows.rest(full + has_last - self._made), last=True)
-        self._drain()
+        with self._or_abort():
+            if self._resampler is not None:
+                self._consume(self._resampler.resample_chunk(np.zeros(0, np.float32),
+                                                             last=True), wait=False)
+            if self._total == 0:
+                raise AudioError("stream: no samples were pushed")
+            full, has_last = self.framing.num_chunks(self._total)
+            self._submit(self._windows.rest(full + has_last - self._made), last=True)
+            self._drain()
         num_frames = self.framing.num_frames(full + has_last, self._total, has_last)
         return self._release(num_frames, last=True)
+
+    @contextmanager
+    def _or_abort(self) -> Iterator[None]:
+        """Any exception (a hook's, Ctrl-C, a model error) aborts the stream on its way out."""
+        try:
+            yield
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Stop for good: batches not yet started are dropped, running ones waited for (so no
+        worker is left busy with this stream's windows), and the stream is closed."""
+        self._closed = True
+        running, self._running = self._running, deque()
+        for _, future in running:
+            future.cancel()
+        wait([future for _, future in running])
 
     def _submit(self, windows: list[Window], last: bool, live: bool = False) -> None:
         """Windows in order to the model, in batches of ``batch_size``; the ``last`` ones of a
@@ -253,6 +285,11 @@ class Stream:
             self.activations.extend(active)
         if self._on_windows is not None:
             self._on_windows(samples, active)
+        if self._hook is not None:
+            spec = self.framing.spec
+            end = (self._chunks - 1) * self._step + spec.window_samples  # of the last window
+            self._hook("segmentation", {"seconds": min(end, self._total) / spec.sample_rate,
+                                        "total": None})
 
     def _release(self, upto: int, last: bool = False) -> FrameScores:
         first = self._scores.released

@@ -40,6 +40,7 @@ def atomic_output(path: str | Path, binary: bool = False) -> Iterator[IO]:
     try:
         with os.fdopen(fd, "wb" if binary else "w", encoding=None if binary else "utf-8") as f:
             yield f
+        os.chmod(tmp, 0o666 & ~umask())  # open()'s mode, not mkstemp's 0600 (kept by the rename)
         os.replace(tmp, path)
     except OSError as error:  # disk full, or the rename refused: nothing is left behind
         os.unlink(tmp)
@@ -50,6 +51,21 @@ def atomic_output(path: str | Path, binary: bool = False) -> Iterator[IO]:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def umask() -> int:
+    """The process umask, read without changing it where the system says it (Linux), so no
+    other thread's file is ever created under a wrong mask."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def uri_of(path: str | Path) -> str:
@@ -77,8 +93,11 @@ def regions_json(uri: str, regions: list[Region], result: Segmentation) -> dict:
     }
 
 
-def diarization_json(uri: str, turns: list, result: Diarization) -> dict:
-    """Speaker turns with the options and models that made them."""
+def diarization_json(uri: str, turns: list, result: Diarization,
+                     exclusive: bool = False) -> dict:
+    """Speaker turns with the options and models that made them, the clustering threshold
+    used and each speaker's centroid (float32 values, as the embeddings)."""
+    segmentation, embedding = result.segmentation.metadata, result.embedding_metadata
     return {
         "schema": JSON_SCHEMA_VERSION,
         "uri": uri,
@@ -90,6 +109,13 @@ def diarization_json(uri: str, turns: list, result: Diarization) -> dict:
         "num_speakers": result.num_speakers, "min_speakers": result.min_speakers,
         "max_speakers": result.max_speakers,
         "provider": result.provider,
+        "exclusive": exclusive,
+        "threshold": result.options.clustering_threshold,
+        "model": segmentation.get("model", ""), "variant": segmentation.get("variant", ""),
+        "embedding_model": embedding.get("model", ""),
+        "embedding_variant": embedding.get("variant", ""),
+        "centroids": {speaker: [float(v) for v in np.asarray(centroid, np.float32)]
+                      for speaker, centroid in zip(result.speakers, result.centroids)},
     }
 
 

@@ -292,3 +292,42 @@ def test_a_killed_driver_leaves_only_complete_outputs_and_a_rerun_finishes(ray_c
     summary = json.loads((out / "_powerseg_summary.json").read_text())
     assert len(summary["done"]) + len(summary["skipped"]) == len(files)
     assert len(summary["skipped"]) >= finished
+
+
+@pytest.mark.parametrize("number, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signalled_driver_ends_the_job_and_says_so(ray_cluster, tmp_path, number, code):
+    """Ctrl-C (or SIGTERM) at the driver: the job ended, no temporary file, the finished
+    outputs intact, one line, 130 (143); a rerun finishes the rest."""
+    files = sorted(AMI.glob("*.wav"))
+    folder = inputs(tmp_path, files)
+    expected = outputs(local(tmp_path, "vad", str(folder)))
+    out = tmp_path / "ray"
+    args = ["vad", str(folder), "--output-dir", str(out), "--ray", ray_cluster]
+    driver = subprocess.Popen([sys.executable, "-m", "powerseg", *args], env=ENV, text=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while time.monotonic() < deadline and driver.poll() is None and \
+                len(list(out.glob("*.rttm"))) < 2:
+            time.sleep(0.05)
+        assert driver.poll() is None, "the run ended before it could be interrupted"
+        sent = time.monotonic()
+        driver.send_signal(number)
+        driver.wait(timeout=60)
+        seconds = time.monotonic() - sent
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+    err = driver.stderr.read()
+    assert driver.returncode == code, err
+    assert err.splitlines()[-1].startswith("powerseg: interrupted: "), err
+    assert seconds < 2, f"{seconds:.2f} s from the signal to the exit"
+    partial = outputs(out)
+    assert 2 <= len(partial) < len(files)
+    assert all(data == expected[name] for name, data in partial.items())
+    time.sleep(5)  # whatever a worker still held is gone with the job
+    assert not [p for p in out.iterdir() if p.name.endswith(".part")]
+    done = powerseg(*args)
+    assert done.returncode == 0, done.stderr
+    assert outputs(out) == expected
