@@ -326,10 +326,16 @@ class DiarizationStream:
         self._parts = []
         last = self.live.flush()
         self._emitted += last
-        result = self._diarizer.finish(segmentation, self._rounds, **self._asked)
+        result = self._diarizer.finish(segmentation, self._rounds, source="stream",
+                                       **self._asked)
         final = [Region(t.start, t.end, t.speaker) for t in result.turns()]
         labels = speaker_mapping(self._emitted, final)
         return LiveEnd([Turn(*t) for t in last], result, labels)
+
+    @property
+    def samples_pushed(self) -> int:
+        """Samples pushed so far, at the model's rate."""
+        return self._stream.samples_pushed
 
     def _check_open(self) -> None:
         if self._closed:

@@ -181,7 +181,8 @@ def test_other_sample_rates(diarizer, sample_audio):
 def test_silence_gives_an_empty_result(diarizer):
     stream = diarizer.stream(latency=1.0)
     assert stream.push(np.zeros(15 * RATE, np.float32)) == []
-    end = stream.flush()
+    with pytest.warns(UserWarning, match="stream: no speaker found"):
+        end = stream.flush()
     assert end.turns == [] and end.diarization.turns() == [] and end.labels == {}
 
 
@@ -202,7 +203,8 @@ def test_bad_pushes_and_bounds(diarizer):
     with pytest.raises(AudioError, match="dtype"):
         stream.push(np.array(["a"] * 10))
     stream.push(np.zeros(RATE, np.float32))
-    stream.flush()
+    with pytest.warns(UserWarning, match="no speaker found"):
+        stream.flush()
     for call in (lambda: stream.push(np.zeros(RATE, np.float32)), stream.flush):
         with pytest.raises(StreamClosedError, match="already flushed"):
             call()
