@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 from powerseg.errors import AudioError, PowersegError
 from powerseg.runtime import BinarizeOptions, Diarizer, Region, Segmenter
-from powerseg.runtime.metrics import DiarizationError, detection_error, diarization_error, read_rttm, read_uem
+from powerseg.runtime.metrics import (DiarizationError, detection_error, diarization_error,
+                                      read_rttm, read_uem)
 from powerseg.runtime.writers import uri_of
 
 if TYPE_CHECKING:
