@@ -273,7 +273,7 @@ class Progress:
 
 
 def _clock(seconds: float) -> str:
-    minutes, seconds = divmod(int(round(seconds)), 60)
+    minutes, seconds = divmod(round(seconds), 60)
     return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}" if minutes >= 60 else \
         f"{minutes}:{seconds:02d}"
 

@@ -776,7 +776,8 @@ def _say(text: str) -> None:
 def _report(error: BaseException, args: argparse.Namespace) -> None:
     if getattr(args, "debug", False):
         _say("".join(traceback.format_exception(error)).rstrip("\n"))
-    _say(f"powerseg: error: {_in_cli_words(str(error), args)}")
+    text = str(error)
+    _say(f"powerseg: error: {_in_cli_words(text, args) if isinstance(error, OptionError) else text}")
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -840,10 +841,10 @@ _SIGNALS = _Signals()
 def _in_cli_words(message: str, args: argparse.Namespace) -> str:
     """An option's Python name (``min_speakers``) as the user typed it (``--min-speakers``):
     a name with an underscore wherever it stands, a plain word (``step``) only where a
-    message names an option, before "must" or a value in parentheses."""
+    message names an option, before "must" or a number in parentheses."""
     flags = getattr(args, "_flags", {})
     for name in sorted(flags, key=len, reverse=True):
-        where = "" if "_" in name else r"(?= must| \()"
+        where = "" if "_" in name else r"(?= must| \(-?\d)"
         message = re.sub(rf"(?<![\w./-]){re.escape(name)}(?![\w./-]){where}",
                          flags[name], message)
     return message

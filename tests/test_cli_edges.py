@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import SHARED
+
 from powerseg.cli import build_parser, main
 
 SAMPLE_SET = SHARED / "audio" / "pyannote_sample"
@@ -97,7 +97,8 @@ def test_cli_num_speakers_1000_warns_once_naming_the_file(shared, tmp_path):
 
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
 def test_outputs_get_the_mode_open_gives(shared, tmp_path, umask):
-    from powerseg.runtime.writers import atomic_output, umask as current
+    from powerseg.runtime.writers import atomic_output
+    from powerseg.runtime.writers import umask as current
 
     old = os.umask(umask)
     try:
@@ -412,8 +413,9 @@ def test_pyannote_style_inputs(shared):
 # ---- plot: no seam between touching turns, the reference under the hypothesis ----------------
 
 def test_touching_turns_are_one_bar():
-    from powerseg.plot import spans
     from powerseg.runtime import Turn
+
+    from powerseg.plot import spans
 
     turns = [Turn(1.0, 2.0, "A"), Turn(2.0, 3.5, "A"), Turn(4.0, 5.0, "A")]
     assert spans(turns, 0.0, 10.0) == [(1.0, 2.5), (4.0, 1.0)]

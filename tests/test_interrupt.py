@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import SHARED
+
 from powerseg.cli import main
 
 CONV = SHARED / "audio" / "libri_conv_a" / "wav"
@@ -236,10 +236,10 @@ def test_diarize_folder_signal_mid_file(conversations, tmp_path, number, code, j
     args = ["diarize", str(folder), "--output-dir", str(out), "--jobs", jobs, "--provider", "cpu"]
     process = _start(*args)
     if jobs == "1":  # the first conversation done, the second under way
-        ready = lambda: len(list(out.glob("*.rttm"))) >= 1  # noqa: E731
+        ready = lambda: len(list(out.glob("*.rttm"))) >= 1
     else:  # both under way, a few seconds in
         started = time.monotonic()
-        ready = lambda: time.monotonic() - started > 8  # noqa: E731
+        ready = lambda: time.monotonic() - started > 8
     _, err, seconds = _signal_when(process, ready, number)
     line = _check_interrupted(err, seconds, process.returncode, code)
     done = _outputs(out)
