@@ -62,6 +62,27 @@ def check_threshold(threshold: float | None) -> float:
     return float(threshold)
 
 
+def check_voices(voices: VoiceBank | str | os.PathLike | None,
+                 threshold: float | None) -> VoiceBank | None:
+    """The bank (a path is loaded) after the option checks, before any audio is read: a
+    threshold out of range, or one without voices (it would do nothing)."""
+    if voices is None and threshold is not None:
+        raise OptionError("voice_threshold applies only with voices (an enrolled voice bank)")
+    check_threshold(threshold)
+    if voices is None or isinstance(voices, VoiceBank):
+        return voices
+    return VoiceBank.load(voices)
+
+
+def voice_bank(voices: VoiceBank | str | os.PathLike | None, threshold: float | None,
+               embedder: Embedder) -> tuple[VoiceBank | None, float]:
+    """(bank, threshold) for a Diarizer; the bank must come from the embedder's model."""
+    bank = check_voices(voices, threshold)
+    if bank is not None:
+        bank.check_model(embedder)
+    return bank, check_threshold(threshold)
+
+
 def model_identity(embedder: Embedder) -> tuple[str, str]:
     """(name, sha256) of the speaker-embedding model file an Embedder runs."""
     path = embedder.model.path
