@@ -15,9 +15,10 @@ from .errors import (AudioError, CheckpointError, ModelError, OptionError, Outpu
 from .runtime import (Diarization, DiarizationStream, Diarizer, DiarizerOptions, Embedder,  # noqa: E402
                       EmbedderOptions, Embedding, Embeddings, Segmentation, Segmenter,
                       SegmenterOptions, Turn)
+from .transcript import assign_speakers  # noqa: E402
 
 __all__ = ["AudioError", "CheckpointError", "Diarization", "DiarizationStream", "Diarizer", "DiarizerOptions",
            "Embedder", "EmbedderOptions", "Embedding", "Embeddings",
            "ModelError", "OptionError", "OutputError", "PowersegError", "ProviderError",
            "Segmentation", "Segmenter", "SegmenterOptions", "StreamClosedError", "Turn",
-           "__version__"]
+           "__version__", "assign_speakers"]

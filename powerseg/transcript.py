@@ -91,11 +91,12 @@ def check_word(index: int, start: Any, end: Any, text: Any, source: str) -> Word
         raise TranscriptError(f"{what}: start {start!r} and end {end!r} must both be numbers of "
                               "seconds")
     if not (math.isfinite(s) and math.isfinite(e)):
-        raise TranscriptError(f"{what}: start {s} / end {e}: times must be finite (no NaN)")
+        raise TranscriptError(f"{what}: start {start} / end {end}: times must be finite (no "
+                              "NaN or infinity)")
     if s < 0:
-        raise TranscriptError(f"{what}: negative start {s}")
+        raise TranscriptError(f"{what}: negative start {start}")
     if e < s:
-        raise TranscriptError(f"{what}: end {e} is before start {s}")
+        raise TranscriptError(f"{what}: end {end} is before start {start}")
     return Word(s, e, text)
 
 
