@@ -12,7 +12,7 @@ import os
 import re
 import zipfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -97,7 +97,7 @@ def unit(vectors: np.ndarray) -> np.ndarray:
         return np.where((norm > 0) & np.isfinite(norm), vectors / norm, np.nan)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays inside: compare ``arrays()`` instead
 class Clip:
     """One enrollment clip: its main speaker's centroid and the seconds of speech behind it."""
 
@@ -107,7 +107,7 @@ class Clip:
     source: str  # the clip's path (or the embeddings file and speaker it came from)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Voice:
     name: str
     clips: int
@@ -115,7 +115,7 @@ class Voice:
     vector: np.ndarray  # (dimension,) float64, length 1
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class VoiceBank:
     """Enrolled voices of one speaker-embedding model. Immutable: ``add`` returns a new bank.
 
@@ -127,7 +127,7 @@ class VoiceBank:
     model_sha256: str  # of its ONNX file: banks of other models are refused
     dimension: int
     clips: tuple[Clip, ...] = ()
-    path: str | None = field(default=None, compare=False)  # the file it was loaded from
+    path: str | None = None  # the file it was loaded from
 
     @classmethod
     def for_embedder(cls, embedder: Embedder) -> VoiceBank:
@@ -243,9 +243,10 @@ class VoiceBank:
 
 def _read_npz(source: str, what: str) -> dict[str, np.ndarray]:
     try:
-        with np.load(source, allow_pickle=False) as data:
-            if not isinstance(data, np.lib.npyio.NpzFile):
-                raise ValueError("a single array, not an npz archive")
+        data = np.load(source, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("a single array, not an npz archive")
+        with data:
             return {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise VoiceBankError(f"{source}: no such {what} file") from None
