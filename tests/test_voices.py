@@ -189,7 +189,7 @@ def solo_speech(shared: Path, uri: str, speaker: str) -> np.ndarray:
     mine = union([r for r in truth if r.label == speaker])
     others = union([r for r in truth if r.label != speaker])
     samples = load_audio(shared / "audio" / SIM / "wav" / f"{uri}.wav", RATE)
-    pieces, last = [], 0.0
+    pieces = []
     for start, end in mine:  # mine minus others
         for o_start, o_end in intersect(np.array([[start, end]]), others):
             pieces.append(samples[int(start * RATE):int(o_start * RATE)])
@@ -335,6 +335,18 @@ def test_cli_embeddings_out_then_enroll_then_named(tmp_path, shared, capsys):
         assert data["speakers"].tolist() == ["SPEAKER_00", "Bea"]
         assert data["labels"].tolist() == ["SPEAKER_00", "SPEAKER_01"]
         assert data["similarity"][1] > 0.99
+    # a transcript with the same bank: one word per turn heard alone carries its speaker's name
+    alone = [t for t in doc["turns"] if not any(
+        o is not t and o["start"] < t["end"] and t["start"] < o["end"] for o in doc["turns"])]
+    words = tmp_path / "words.json"
+    words.write_text(json.dumps([{"start": t["start"], "end": t["end"], "word": "w"}
+                                 for t in alone]))
+    assert main(["transcript", str(sample), "--words", str(words), "--voices", str(bank),
+                 "-o", str(tmp_path / "t.json"), "--provider", "cpu"]) == 0
+    spoken = json.loads((tmp_path / "t.json").read_text())
+    assert [w["speaker"] for w in spoken["words"]] == [t["speaker"] for t in alone]
+    assert {t["speaker"] for t in alone} == {"SPEAKER_00", "Bea"}
+    assert spoken["voices"] == doc["voices"]
     assert main(["diarize", str(sample), "--voice-threshold", "0.4"]) == 2
     assert "--voice-threshold applies only with --voices" in capsys.readouterr().err
     assert main(["diarize", str(sample), "--voices", str(tmp_path / "a.rttm")]) == 1
