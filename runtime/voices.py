@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -312,7 +313,9 @@ def enroll_clip(diarizer: Diarizer, name: str, audio: str | os.PathLike | np.nda
     the largest speaker of its diarization. Under ``min_seconds`` of that speaker's speech
     raises TooLittleSpeechError naming the clip and the seconds found."""
     source = source or (os.fspath(audio) if isinstance(audio, (str, os.PathLike)) else "array")
-    result = diarizer(audio, sample_rate=sample_rate)
+    with warnings.catch_warnings():  # no speech at all is refused below, naming the clip
+        warnings.filterwarnings("ignore", message=".*no speaker found")
+        result = diarizer(audio, sample_rate=sample_rate)
     index, seconds = main_speaker(result)
     vector = None if index is None else result.centroids[index]
     if index is None or seconds < min_seconds or not np.isfinite(vector).all() or \

@@ -257,6 +257,7 @@ def test_identification_in_another_recording(shared, bank, diarizer):
     assert again.speakers == result.speakers
 
 
+@pytest.mark.filterwarnings("error")
 def test_too_little_speech_is_refused_naming_the_clip(tmp_path, diarizer, clips):
     short = tmp_path / "short.wav"
     samples, rate = sf.read(clips["LS2609"])
