@@ -11,13 +11,17 @@ if (_checkout / "pyproject.toml").is_file() and (_checkout / "runtime" / "__init
     __path__.append(str(_checkout))
 
 from .errors import (AudioError, CheckpointError, ModelError, OptionError, OutputError,  # noqa: E402
-                     PowersegError, ProviderError, StreamClosedError)
+                     PowersegError, ProviderError, StreamClosedError, TooLittleSpeechError,
+                     TranscriptError, VoiceBankError)
 from .runtime import (Diarization, DiarizationStream, Diarizer, DiarizerOptions, Embedder,  # noqa: E402
                       EmbedderOptions, Embedding, Embeddings, Segmentation, Segmenter,
                       SegmenterOptions, Turn)
+from .runtime.voices import VoiceBank  # noqa: E402
+from .transcript import assign_speakers  # noqa: E402
 
 __all__ = ["AudioError", "CheckpointError", "Diarization", "DiarizationStream", "Diarizer", "DiarizerOptions",
            "Embedder", "EmbedderOptions", "Embedding", "Embeddings",
            "ModelError", "OptionError", "OutputError", "PowersegError", "ProviderError",
-           "Segmentation", "Segmenter", "SegmenterOptions", "StreamClosedError", "Turn",
-           "__version__"]
+           "Segmentation", "Segmenter", "SegmenterOptions", "StreamClosedError",
+           "TooLittleSpeechError", "TranscriptError", "Turn", "VoiceBank", "VoiceBankError",
+           "__version__", "assign_speakers"]

@@ -66,7 +66,8 @@ class Task:
     """One command and its options, as plain data (picklable: Ray ships it to its workers).
 
     ``model``: keyword arguments of ``Segmenter`` (vad, osd, scores) or ``Diarizer`` (diarize);
-    ``binarize``: of ``BinarizeOptions`` (vad, osd); ``speakers``: num/min/max_speakers."""
+    ``binarize``: of ``BinarizeOptions`` (vad, osd); ``speakers``: num/min/max_speakers;
+    ``voices``: a voice bank's path, its speakers named after it (diarize)."""
 
     command: str
     format: str  # "rttm" or "json" (vad, osd, diarize); "npz" (scores)
@@ -74,6 +75,8 @@ class Task:
     binarize: dict = field(default_factory=dict)
     speakers: dict = field(default_factory=dict)
     exclusive: bool = False
+    voices: str | None = None
+    voice_threshold: float | None = None
 
     @property
     def suffix(self) -> str:
@@ -83,6 +86,7 @@ class Task:
         """The option errors a worker would meet, here and now, without loading a model."""
         from powerseg.runtime import BinarizeOptions, DiarizerOptions, SegmenterOptions
         from powerseg.runtime.diarizer import speaker_bounds
+        from powerseg.runtime.voices import check_voices
 
         if self.command not in COMMANDS:
             raise OptionError(f"command must be one of {', '.join(COMMANDS)}, got {self.command!r}")
@@ -92,6 +96,7 @@ class Task:
         if self.command == "diarize":
             DiarizerOptions(**self.model)
             speaker_bounds(**self.speakers)
+            check_voices(self.voices, self.voice_threshold)
         else:
             SegmenterOptions(**self.model)
             BinarizeOptions(**self.binarize)
@@ -109,7 +114,8 @@ class Producer:
         task.validate()
         self.task = task
         if task.command == "diarize":
-            self.model = Diarizer(**task.model)
+            self.model = Diarizer(**task.model, voices=task.voices,
+                                  voice_threshold=task.voice_threshold)
         else:
             self.model = Segmenter(**task.model)
             self.options = BinarizeOptions(**task.binarize)

@@ -22,6 +22,8 @@ from powerseg import __version__
 from powerseg.batch import Interrupted
 from powerseg.errors import OptionError, PowersegError, ProviderError
 from powerseg.runtime.diarizer import PRESETS
+from powerseg.runtime.voices import DEFAULT_THRESHOLD as DEFAULT_VOICE_THRESHOLD
+from powerseg.transcript import MAX_GAP
 
 EXIT_INPUT, EXIT_USAGE = 1, 2
 DESCRIPTION = ("Speaker segmentation, voice activity and overlapped speech detection, speaker "
@@ -183,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-duration-off", type=_non_negative_float, default=0.0,
                    help="fill a speaker's gaps shorter than this, seconds (default 0)")
     _model_options(p, soft=False, step=None)
+    _voice_options(p, embeddings=True)
 
     p = sub.add_parser("stream", help="speech/overlap events from live audio, printed as they "
                        "become final (about 10 s after they were heard)")
@@ -285,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provider", default="auto", help="auto (default), cpu, cuda, or an "
                    "onnxruntime provider name")
 
+    _enroll_parser(sub)
+    _transcript_parser(sub)
+
     p = sub.add_parser("info", help="model metadata, providers and versions")
     p.add_argument("--model", default="fp32",
                    help="segmentation model to describe: fp32 (default), int8, fp16 or a path")
@@ -327,7 +333,7 @@ def _task(args: argparse.Namespace):
         fmt = _text_format(args)
         if args.command == "diarize":
             task = Task("diarize", fmt, _diarizer_options(args), speakers=_speakers(args),
-                        exclusive=args.exclusive)
+                        exclusive=args.exclusive, **_voices(args))
         else:
             task = Task(args.command, fmt, dict(segmenter, soft=args.soft), binarize=dict(
                 onset=args.onset, offset=args.offset, min_duration_on=args.min_duration_on,
@@ -379,6 +385,8 @@ def _diarizer(args: argparse.Namespace):
 
 
 def _diarize(args: argparse.Namespace) -> int:
+    if args.embeddings is not None:
+        return _diarize_embeddings(args)
     return _write_results(args, _task(args))
 
 
@@ -745,11 +753,247 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---- named speakers and transcripts (runtime/voices.py, powerseg/transcript.py) ----------------
+
+def _similarity(text: str) -> float:
+    value = float(text)
+    if not -1 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be a cosine similarity in [-1, 1], got {text}")
+    return value
+
+
+def _voice_options(p: argparse.ArgumentParser, embeddings: bool = False) -> None:
+    group = p.add_argument_group("named speakers")
+    group.add_argument("--voices", type=Path, default=None, metavar="VOICES",
+                       help="a voice bank (powerseg enroll): each speaker matching an enrolled "
+                       "voice takes its name, one speaker per name")
+    group.add_argument("--voice-threshold", type=_similarity, default=None, metavar="X",
+                       help="cosine similarity a speaker needs to take a voice's name (default "
+                       f"{DEFAULT_VOICE_THRESHOLD}, measured on CAM++: README)")
+    if embeddings:
+        group.add_argument("--embeddings", type=Path, default=None, metavar="OUT.npz",
+                           help="also write each speaker's centroid, speech and name to this "
+                           "npz (one audio file), for powerseg enroll --from-diarization")
+
+
+def _voices(args: argparse.Namespace) -> dict:
+    if args.voice_threshold is not None and args.voices is None:
+        raise OptionError("--voice-threshold applies only with --voices")
+    return dict(voices=None if args.voices is None else str(args.voices),
+                voice_threshold=args.voice_threshold)
+
+
+def _diarize_embeddings(args: argparse.Namespace) -> int:
+    """One file's diarization, and its speakers' centroids into ``--embeddings``."""
+    from powerseg import batch
+    from powerseg.runtime.voices import speaker_arrays
+    from powerseg.runtime.writers import dumps_json, uri_of, write_npz
+
+    if args.output_dir or args.ray:
+        raise OptionError("--embeddings writes one recording's speakers: give one audio file "
+                          "and --output (or stdout), not --output-dir/--ray")
+    files = batch.expand(args.audio)
+    if len(files) != 1:
+        raise OptionError(f"--embeddings writes one recording's speakers; {len(files)} inputs "
+                          "given")
+    task = _task(args)
+    producer = task.producer()
+    uri = uri_of(files[0])
+    result = producer.model(files[0], **task.speakers)
+    lines, document = batch.diarization_records(uri, result, task.exclusive)
+    write_npz(args.embeddings, speaker_arrays(result, producer.model.embedder, uri))
+    _emit(args.output, "".join(lines) if task.format == "rttm" else dumps_json(document))
+    return 0
+
+
+def _enroll_parser(sub) -> None:
+    p = sub.add_parser("enroll", help="add a named voice to a voice bank, from audio clips (each "
+                       "clip's main speaker) or a diarized speaker; --list shows a bank")
+    p.add_argument("audio", nargs="*", type=Path,
+                   help="clips of the voice: audio files, folders or .txt/.lst lists")
+    p.add_argument("--name", help="the voice's name (no spaces: Ada_Lovelace)")
+    p.add_argument("--output", "-o", type=Path, metavar="VOICES",
+                   help="the voice bank file, at exactly this path: created if missing, "
+                   "rewritten whole")
+    p.add_argument("--replace", action="store_true",
+                   help="replace the voice when --name is enrolled already")
+    p.add_argument("--list", type=Path, metavar="VOICES",
+                   help="print a bank's voices: name, clips, seconds of speech used")
+    p.add_argument("--from-diarization", type=Path, metavar="OUT.npz",
+                   help="enroll a speaker of `powerseg diarize --embeddings OUT.npz` (no audio)")
+    p.add_argument("--speaker", help="with --from-diarization: the speaker's label "
+                   "(SPEAKER_01) or the name it took")
+    group = p.add_argument_group("models (enrolling from audio)")
+    group.add_argument("--model", default="fp32", help="segmentation: fp32 (default), int8, "
+                       "fp16 or an .onnx path")
+    group.add_argument("--embedding", default="campplus",
+                       help="speaker-embedding model: campplus (default) or an .onnx path")
+    group.add_argument("--threads", type=_positive_int, default=None,
+                       help="onnxruntime threads (default: one per core)")
+    group.add_argument("--provider", default="auto", help="auto (default), cpu, cuda, or an "
+                       "onnxruntime provider name")
+
+
+def _enroll(args: argparse.Namespace) -> int:
+    """Add (or replace) one voice in a bank, or list a bank."""
+    from powerseg.runtime.voices import VoiceBank, check_name
+
+    if args.list is not None:
+        given = [flag for flag, value in (("--name", args.name), ("--output", args.output),
+                                          ("--from-diarization", args.from_diarization),
+                                          ("--speaker", args.speaker), ("AUDIO", args.audio),
+                                          ("--replace", args.replace)) if value]
+        if given:
+            raise OptionError(f"--list only prints a bank; drop {', '.join(given)}")
+        return _list_voices(args.list)
+    missing = [flag for flag, value in (("--name", args.name), ("--output", args.output))
+               if value is None]
+    if missing:
+        raise OptionError(f"enroll needs {' and '.join(missing)} (or --list VOICES)")
+    if bool(args.audio) == bool(args.from_diarization):
+        raise OptionError("enroll takes audio clips or --from-diarization OUT.npz: one of them")
+    if bool(args.speaker) != bool(args.from_diarization):
+        raise OptionError("--from-diarization and --speaker go together")
+    check_name(args.name, "--name")
+    bank = VoiceBank.load(args.output) if args.output.exists() else None
+    if bank is not None:
+        bank.check_new(args.name, args.replace)
+    bank = _enroll_speaker(args, bank) if args.from_diarization else _enroll_audio(args, bank)
+    bank.save(args.output)
+    voice = next(v for v in bank.voices() if v.name == args.name)
+    print(f"{args.output}: {voice.name} enrolled from {voice.clips} clip(s), {voice.seconds:.1f} s "
+          f"of speech; {len(bank.names)} voice(s) in the bank")
+    return 0
+
+
+def _enroll_audio(args: argparse.Namespace, bank):
+    from powerseg import batch
+    from powerseg.runtime import Diarizer
+    from powerseg.runtime.voices import enroll
+
+    files = batch.expand(args.audio)
+    diarizer = Diarizer(segmentation=args.model, embedding=args.embedding, threads=args.threads,
+                        providers=args.provider)
+    return enroll(diarizer, args.name, files, bank, args.replace)
+
+
+def _enroll_speaker(args: argparse.Namespace, bank):
+    from powerseg.errors import VoiceBankError
+    from powerseg.runtime.voices import VoiceBank, clip_from_speakers
+
+    clip, model, digest = clip_from_speakers(args.from_diarization, args.speaker, args.name)
+    bank = bank or VoiceBank(model, digest, len(clip.vector))
+    if digest != bank.model_sha256:
+        raise VoiceBankError(f"{args.from_diarization}: its speakers were embedded with {model!r} "
+                             f"(sha256 {digest[:16]}...), the voices of {args.output} with "
+                             f"{bank.model!r} (sha256 {bank.model_sha256[:16]}...); they cannot "
+                             "be compared")
+    return bank.add(args.name, [clip], args.replace)
+
+
+def _list_voices(path: Path) -> int:
+    from powerseg.runtime.voices import VoiceBank
+
+    bank = VoiceBank.load(path)
+    voices = bank.voices()
+    width = max(len("name"), *(len(v.name) for v in voices))
+    print(f"# {path}: {len(voices)} voice(s), speaker-embedding model {bank.model} "
+          f"(sha256 {bank.model_sha256[:16]}...)")
+    print(f"{'name':<{width}}  clips  speech")
+    for v in voices:
+        print(f"{v.name:<{width}}  {v.clips:>5}  {v.seconds:.1f} s")
+    return 0
+
+
+def _transcript_parser(sub) -> None:
+    p = sub.add_parser("transcript", help="speaker-attributed transcript: an ASR's word timings, "
+                       "each word given its speaker, as JSON, SubRip, WebVTT or text")
+    p.add_argument("audio", type=Path)
+    p.add_argument("--words", type=Path, required=True,
+                   help="word timings: a JSON list of {start, end, word}, openai-whisper / "
+                   "faster-whisper JSON (word_timestamps=True) or whisperX JSON")
+    p.add_argument("--output", "-o", type=Path, required=True,
+                   help="OUT.json, OUT.srt, OUT.vtt or OUT.txt (the format from the suffix)")
+    p.add_argument("--rttm", type=Path, default=None,
+                   help="use this diarization instead of running one (its recording named "
+                   "like AUDIO, or its only one)")
+    p.add_argument("--exclusive", action="store_true",
+                   help="attribute words with the exclusive diarization (one speaker at a time)")
+    p.add_argument("--max-gap", type=_non_negative_float, default=MAX_GAP,
+                   help="a word overlapping no turn takes the nearest speaker within this many "
+                   f"seconds (default {MAX_GAP})")
+    _diarization_options(p)
+    p.add_argument("--min-duration-off", type=_non_negative_float, default=0.0,
+                   help="fill a speaker's gaps shorter than this (seconds)")
+    _model_options(p, soft=False, step=None)
+    _voice_options(p)
+
+
+def _transcript(args: argparse.Namespace) -> int:
+    from powerseg.runtime.writers import diarization_json, uri_of, write_text
+    from powerseg.transcript import assign_speakers, output_format, read_words, render
+
+    fmt = output_format(args.output)
+    words = read_words(args.words)  # a bad words file fails before any model runs
+    uri = uri_of(args.audio)
+    if args.rttm is not None:
+        given = [flag for flag, value in (
+            ("--voices", args.voices), ("--voice-threshold", args.voice_threshold),
+            ("--exclusive", args.exclusive), ("--num-speakers", args.num_speakers),
+            ("--min-speakers", args.min_speakers), ("--max-speakers", args.max_speakers))
+            if value]
+        if given:
+            raise OptionError(f"--rttm gives a finished diarization: {', '.join(given)} "
+                              "cannot apply to it (no speaker embeddings, no clustering to run)")
+        turns, envelope = _rttm_turns(args.rttm, args.audio, uri)
+    else:
+        from powerseg.runtime import Diarizer
+
+        result = Diarizer(**_diarizer_options(args), **_voices(args))(args.audio, **_speakers(args))
+        turns = result.exclusive() if args.exclusive else result.turns()
+        envelope = diarization_json(uri, turns, result, args.exclusive)
+    transcript = assign_speakers(words, turns, args.max_gap)
+    write_text(args.output, render(transcript, fmt, envelope))
+    unknown = sum(w.speaker is None for w in transcript.words)
+    print(f"{args.output}: {len(transcript.words)} words, {len(transcript.speakers)} speakers, "
+          f"{len(transcript.paragraphs)} paragraphs" +
+          (f", {unknown} words with no speaker near (UNKNOWN)" if unknown else ""))
+    return 0
+
+
+def _rttm_turns(rttm: Path, audio: Path, uri: str) -> tuple[list, dict]:
+    """The turns of ``uri`` (or of the only recording) in an RTTM file, and a JSON envelope."""
+    from powerseg.errors import TranscriptError
+    from powerseg.runtime.audio import duration
+    from powerseg.runtime.diarizer import Turn
+    from powerseg.runtime.metrics import read_rttm
+    from powerseg.runtime.writers import JSON_SCHEMA_VERSION
+
+    if not rttm.is_file():
+        raise TranscriptError(f"{rttm}: no such RTTM file")
+    recordings = read_rttm(rttm)
+    if uri in recordings or len(recordings) == 1:
+        regions = recordings.get(uri) or next(iter(recordings.values()))
+    elif not recordings:
+        regions = []  # no speech in it
+    else:
+        raise TranscriptError(f"{rttm}: no recording {uri!r} among its "
+                              f"{', '.join(sorted(recordings))}")
+    turns = sorted(Turn(r.start, r.end, r.label) for r in regions)
+    return turns, {"schema": JSON_SCHEMA_VERSION, "uri": uri, "duration": duration(audio),
+                   "speakers": list(dict.fromkeys(t.speaker for t in turns)),
+                   "turns": [{"start": round(t.start, 6), "end": round(t.end, 6),
+                              "speaker": t.speaker} for t in turns],
+                   "rttm": str(rttm)}
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "vad": _regions, "osd": _regions, "diarize": _diarize, "stream": _stream, "scores": _scores,
     "segment": _scores, "plot": _plot, "eval": _eval, "export": _export, "embed": _embed,
     "info": _info, "sample": _sample,
 }
+
+COMMANDS.update(enroll=_enroll, transcript=_transcript)
 
 
 # ---- the terminal: progress, messages, warnings, signals -------------------------------------

@@ -53,3 +53,19 @@ class VerificationError(ModelError):
 
 class StreamClosedError(PowersegError, RuntimeError):
     """A stream was pushed to, or flushed, after its flush."""
+
+
+class VoiceBankError(PowersegError, ValueError):
+    """A voice bank is damaged, foreign (another embedding model), empty, or a name clashes."""
+
+
+class TooLittleSpeechError(AudioError):
+    """An enrollment clip holds too little speech from its main speaker."""
+
+    def __init__(self, message: str, clip: str, seconds: float):
+        super().__init__(message)
+        self.clip, self.seconds = clip, seconds
+
+
+class TranscriptError(PowersegError, ValueError):
+    """A words file is in no known format or has impossible times; an unknown output format."""

@@ -205,3 +205,9 @@ def prepare(samples: np.ndarray, sample_rate: int, target_rate: int, source: str
     if sample_rate != target_rate:
         mono = soxr.resample(mono, int(sample_rate), target_rate, quality="HQ").astype(np.float32)
     return mono
+
+
+def duration(path: str | Path) -> float:
+    """Seconds of audio in a file, from its header (the same checks as reading it)."""
+    with _open(Path(path)) as f:
+        return f.frames / f.samplerate

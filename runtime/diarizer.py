@@ -28,6 +28,7 @@ from .reconstruct import column_turns, reconstruct, speaker_count, speaker_label
 from .segmenter import Segmentation, Segmenter, options_repr
 from .session import OnnxSession, trim_heap
 from .stream import StageHook
+from .voices import VoiceBank, VoiceMatch, name_speakers, voice_bank
 
 if TYPE_CHECKING:
     from .live import DiarizationStream
@@ -155,6 +156,7 @@ class Diarization:
     _turns: tuple[Turn, ...] = field(repr=False, default=())
     _exclusive: tuple[Turn, ...] = field(repr=False, default=())
     embedding_metadata: dict = field(default_factory=dict, repr=False)  # the embedding model's
+    voice_matches: tuple[VoiceMatch, ...] = ()  # per speaker, with a VoiceBank (runtime/voices.py)
 
     def __repr__(self) -> str:
         chunks = self.embeddings.shape[0]
@@ -257,7 +259,9 @@ class Diarizer:
                  exclude_overlap: bool = True, min_duration_off: float = 0.0,
                  batch_size: int = 2, threads: int | None = None,
                  providers: str | list | tuple = "auto", shared_front: bool = True,
-                 options: DiarizerOptions | None = None):
+                 options: DiarizerOptions | None = None,
+                 voices: VoiceBank | str | os.PathLike | None = None,
+                 voice_threshold: float | None = None):
         self.options = options or DiarizerOptions(
             segmentation=segmentation, embedding=embedding, step=step, threshold=threshold,
             min_cluster_size=min_cluster_size, exclude_overlap=exclude_overlap,
@@ -268,6 +272,8 @@ class Diarizer:
                                    threads=o.threads, providers=o.providers, soft=False,
                                    shared_front=o.shared_front)
         self.embedder = Embedder(model=o.embedding, threads=o.threads, providers=o.providers)
+        # speakers matching an enrolled voice take its name (runtime/voices.py)
+        self.voices, self.voice_threshold = voice_bank(voices, voice_threshold, self.embedder)
 
     def _min_clean_frames(self) -> int | None:
         """Segmentation frames of the shortest input the embedding model can take."""
@@ -322,8 +328,9 @@ class Diarizer:
         segmentation = self.segmenter(audio, sample_rate=sample_rate, activations=False,
                                       on_windows=rounds, hook=hook)
         source = os.fspath(audio) if isinstance(audio, (str, os.PathLike)) else "array"
-        return self.finish(segmentation, rounds, num_speakers, min_speakers, max_speakers,
-                           hook=hook, source=source)
+        result = self.finish(segmentation, rounds, num_speakers, min_speakers, max_speakers,
+                             hook=hook, source=source)
+        return name_speakers(result, self.voices, self.voice_threshold)
 
     def finish(self, segmentation: Segmentation, rounds: Rounds, num_speakers: int | None = None,
                min_speakers: int | None = None, max_speakers: int | None = None,

@@ -116,7 +116,23 @@ def diarization_json(uri: str, turns: list, result: Diarization,
         "embedding_variant": embedding.get("variant", ""),
         "centroids": {speaker: [float(v) for v in np.asarray(centroid, np.float32)]
                       for speaker, centroid in zip(result.speakers, result.centroids)},
+        **voices_json(result),
     }
+
+
+def voices_json(result: Diarization) -> dict:
+    """With a voice bank: each speaker's label, the name it took and its cosine similarity to
+    that voice, and its most similar voice (runtime/voices.py)."""
+    if not result.voice_matches:
+        return {}
+    return {"voices": [{"speaker": speaker, "label": m.label, "name": m.name,
+                        "similarity": _round(m.similarity), "closest": m.closest,
+                        "closest_similarity": _round(m.closest_similarity)}
+                       for speaker, m in zip(result.speakers, result.voice_matches)]}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
 
 
 def _options(result: Segmentation | Diarization) -> dict:
