@@ -210,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     live.add_argument("--realtime", action="store_true",
                       help="read a file at real-time pace (demos, latency measurements)")
     _diarization_options(p)
+    _voice_options(p)
     _model_options(p, step=None)
     _binarize_options(p)
 
@@ -601,7 +602,9 @@ def _live_diarization(args: argparse.Namespace) -> int:
 
     if args.final_output is not None and args.final_output.suffix.lower() not in (".rttm", ".json"):
         raise OptionError(f"--final-output {args.final_output}: give a .rttm or .json path")
-    diarizer = _diarizer(args)
+    from powerseg.runtime import Diarizer
+
+    diarizer = Diarizer(**_diarizer_options(args), **_voices(args))
     framing = diarizer.segmenter.framing
     check_latency(args.latency, framing.step, framing.spec.window, "--latency")
     stream = diarizer.stream(latency=args.latency, **_speakers(args))

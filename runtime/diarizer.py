@@ -328,13 +328,20 @@ class Diarizer:
         segmentation = self.segmenter(audio, sample_rate=sample_rate, activations=False,
                                       on_windows=rounds, hook=hook)
         source = os.fspath(audio) if isinstance(audio, (str, os.PathLike)) else "array"
-        result = self.finish(segmentation, rounds, num_speakers, min_speakers, max_speakers,
-                             hook=hook, source=source)
-        return name_speakers(result, self.voices, self.voice_threshold)
+        return self.finish(segmentation, rounds, num_speakers, min_speakers, max_speakers,
+                           hook=hook, source=source)
 
     def finish(self, segmentation: Segmentation, rounds: Rounds, num_speakers: int | None = None,
                min_speakers: int | None = None, max_speakers: int | None = None,
                hook: StageHook | None = None, source: str = "array") -> Diarization:
+        """The stages after the windows (``_stages``), then the enrolled voices' names."""
+        result = self._stages(segmentation, rounds, num_speakers, min_speakers, max_speakers,
+                              hook, source)
+        return name_speakers(result, self.voices, self.voice_threshold)
+
+    def _stages(self, segmentation: Segmentation, rounds: Rounds, num_speakers: int | None = None,
+                min_speakers: int | None = None, max_speakers: int | None = None,
+                hook: StageHook | None = None, source: str = "array") -> Diarization:
         """The stages after the windows: speaker count, clustering, reconstruction, turns.
 
         ``segmentation`` and ``rounds`` are what the windows made (offline, or a live stream's

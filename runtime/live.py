@@ -15,6 +15,7 @@ pushes, so any push sizes give the same live turns.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,7 @@ from .diarizer import Diarization, Diarizer, Turn, speaker_bounds
 from .framing import Framing
 from .metrics import speaker_mapping
 from .reconstruct import timeline_frames
+from .voices import VoiceBank, check_threshold, match_voices
 
 # The offline threshold as a cosine distance, times this: the lowest pooled live DER over
 # the shared sets at latencies 1, 2, 5 and 10 s among 0.6 to 2.6 (benchmarks/live.py).
@@ -108,8 +110,11 @@ class LiveTimeline:
     """
 
     def __init__(self, framing: Framing, max_speakers: int | None = None,
-                 min_duration_off: float = 0.0):
+                 min_duration_off: float = 0.0,
+                 name: Callable[[int], str | None] | None = None):
         self.framing = framing
+        self._name = name  # a speaker's name when it is first heard (enrolled voices), if any
+        self._unnamed = 0  # SPEAKER_xx labels given
         self.max_speakers = max_speakers
         self.decided = 0  # frames whose speakers are decided, from the first
         self.votes = np.zeros((0, 0), np.float32)  # (held frames, speakers) summed activity
@@ -186,7 +191,10 @@ class LiveTimeline:
         firsts = [(int(np.argmax(on[:, s])), s) for s in range(on.shape[1])
                   if s not in self.labels and on[:, s].any()]
         for _, speaker in sorted(firsts):
-            self.labels[speaker] = f"SPEAKER_{len(self.labels):02d}"
+            name = self._name(speaker) if self._name is not None else None
+            if name is None:
+                name, self._unnamed = f"SPEAKER_{self._unnamed:02d}", self._unnamed + 1
+            self.labels[speaker] = name
         for speaker in range(on.shape[1]):
             if speaker == len(self.trackers):  # a new speaker: its tracker catches up, silent
                 tracker = RegionTracker(self._binarize, "", *self._grid)
@@ -240,13 +248,24 @@ class LiveLabels:
     middle plus ``latency``."""
 
     def __init__(self, framing: Framing, latency: float, threshold: float,
-                 max_speakers: int | None = None, min_duration_off: float = 0.0):
+                 max_speakers: int | None = None, min_duration_off: float = 0.0,
+                 voices: VoiceBank | None = None, voice_threshold: float | None = None):
         self.framing = framing
         self.latency = check_latency(latency, framing.step, framing.spec.window)
         self.clustering = OnlineClustering(threshold, max_speakers)
-        self.timeline = LiveTimeline(framing, max_speakers, min_duration_off)
+        self.voices, self.voice_threshold = voices, voice_threshold
+        self.timeline = LiveTimeline(framing, max_speakers, min_duration_off,
+                                     None if voices is None else self._voice)
         self.windows = 0  # windows clustered so far
         self._ready: list[Region] = []  # turns decided and not taken yet
+
+    def _voice(self, speaker: int) -> str | None:
+        """The enrolled voice a speaker heard for the first time matches (its centroid so
+        far), among those no live speaker took: a live name, like a live label, never changes."""
+        taken = set(self.timeline.labels.values())
+        match, = match_voices(self.clustering.sums[speaker:speaker + 1], [""],
+                              self.voices.without(taken), check_threshold(self.voice_threshold))
+        return match.name
 
     def _upto(self, seconds: float, strict: bool) -> int:
         """Frames whose middle plus the latency is before (``strict``) or at ``seconds``."""
@@ -296,7 +315,8 @@ class DiarizationStream:
         self._diarizer = diarizer
         options = diarizer.options
         self.live = LiveLabels(diarizer.segmenter.framing, latency,
-                               options.clustering_threshold, high, options.min_duration_off)
+                               options.clustering_threshold, high, options.min_duration_off,
+                               diarizer.voices, diarizer.voice_threshold)
         self.latency = self.live.latency
         self._rounds = diarizer.rounds(then=self.live.add)
         self._stream = diarizer.segmenter.stream(sample_rate=sample_rate,

@@ -154,6 +154,10 @@ class VoiceBank:
         return np.stack([v.vector for v in self.voices()]) if self.clips else \
             np.zeros((0, self.dimension))
 
+    def without(self, names: set[str]) -> VoiceBank:
+        """This bank less the voices of ``names``."""
+        return replace(self, clips=tuple(c for c in self.clips if c.name not in names))
+
     def add(self, name: str, clips: Sequence[Clip], replace_voice: bool = False) -> VoiceBank:
         """This bank with ``name``'s voice made of ``clips``; a name already enrolled is refused
         unless ``replace_voice``, which drops its old clips."""

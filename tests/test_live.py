@@ -297,3 +297,22 @@ def test_replay_is_what_a_stream_emits(diarizer, sample_audio):
 
     live, end = stream_turns(diarizer, sample_audio, RATE, latency=2.0)
     assert replay(diarizer, end.diarization, 2.0) == live
+
+
+def test_enrolled_voices_name_live_and_final_speakers(tmp_path, sample_audio):
+    from powerseg import Diarizer
+    from powerseg.runtime.voices import Clip, VoiceBank
+
+    plain = Diarizer(providers="cpu")
+    offline = plain(SAMPLE)
+    first = offline.speakers.index("SPEAKER_00")
+    bank = VoiceBank.for_embedder(plain.embedder).add(
+        "Alice", [Clip("Alice", offline.centroids[first].astype(np.float32), 10.0, "sample")])
+    named = Diarizer(providers="cpu", voices=bank)
+    live, end = stream_turns(named, sample_audio, RATE)
+    assert {t.speaker for t in live} == {"Alice", "SPEAKER_00"}
+    assert set(end.diarization.speakers) == {"Alice", "SPEAKER_01"}
+    assert end.labels == {"Alice": "Alice", "SPEAKER_00": "SPEAKER_01"}
+    bank.save(tmp_path / "voices.npz")
+    assert main(["stream", "--diarization", str(SAMPLE), "--provider", "cpu",
+                 "--voices", str(tmp_path / "voices.npz")]) == 0
