@@ -1,10 +1,12 @@
-"""The centroid linkage in bounded memory (runtime/linkage.py) against scipy's.
+"""Clustering of long recordings in bounded memory against today's: scipy's linkage and the
+whole-array float64 computations.
 
 The exact path must give scipy's dendrogram bit for bit (it replaces scipy in clustering, so
 the RTTM stays pyannote's): on the kept embeddings of every shared file, on thousands of real
 embeddings, and on inputs full of exact ties, where scipy's heap decides which pair goes
 first. The bounded path (past the exact one's memory budget) must give the same merges, with
-heights equal up to rounding, and the same clusters through the whole clustering stage.
+heights equal up to rounding, and the same clusters through the whole clustering stage. The
+per-chunk computations done block by block must give the same bits as done at once.
 """
 
 from __future__ import annotations
@@ -135,6 +137,22 @@ def test_choice_follows_the_budget(pool, monkeypatch):
     centroid_linkage(pool[:300], budget)
     centroid_linkage(pool[:300], budget - 1)
     assert calls == ["exact_centroid_linkage", "bounded_centroid_linkage"]
+
+
+def test_blocks_change_no_value(stages, monkeypatch):
+    """Blocks smaller than any shared file (several per file): the same bits as one block."""
+    whole = [cluster(s["embeddings"], s["binarized"].astype(np.float32), THRESHOLD,
+                     MIN_CLUSTER_SIZE) for _, s in stages]
+    monkeypatch.setattr(clustering, "BLOCK_CHUNKS", 7)
+    monkeypatch.setattr(clustering, "BLOCK_ROWS", 5)
+    for (uri, stage), expected in zip(stages, whole):
+        assert len(stage["embeddings"]) > 7
+        got = cluster(stage["embeddings"], stage["binarized"].astype(np.float32), THRESHOLD,
+                      MIN_CLUSTER_SIZE)
+        for key in ("hard", "soft", "centroids", "train_chunks", "train_speakers",
+                    "train_clusters", "dendrogram"):
+            np.testing.assert_array_equal(getattr(got, key), getattr(expected, key),
+                                          err_msg=f"{uri} {key}")
 
 
 @pytest.mark.parametrize("linkage_of", [exact_centroid_linkage, bounded_centroid_linkage])
