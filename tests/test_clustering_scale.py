@@ -176,3 +176,36 @@ def test_two_hours_of_embeddings(pool):
     np.testing.assert_array_equal(exact_centroid_linkage(points), expected)
     bounded = bounded_centroid_linkage(points)
     assert_same_merges(bounded, expected)
+
+
+@pytest.mark.slow
+def test_tiled_recording_end_to_end(shared, tmp_path, monkeypatch):
+    """6 min of the libri_conv_a conversations back to back, diarized through the exact path
+    (its dendrogram scipy's on the same vectors) and again forced through the bounded one:
+    the same RTTM bytes."""
+    import soundfile as sf
+
+    from powerseg import Diarizer
+    from powerseg.runtime.writers import rttm_lines
+
+    rate, parts, total = 16000, [], 0
+    for wav in sorted((SHARED / "audio" / "libri_conv_a" / "wav").glob("*.wav")):
+        samples, file_rate = sf.read(wav, dtype="float32")
+        assert file_rate == rate
+        parts.append(samples)
+        total += len(samples)
+        if total >= 360 * rate:
+            break
+    path = tmp_path / "tiled.wav"
+    sf.write(path, np.concatenate(parts)[:360 * rate], rate, subtype="FLOAT")
+    diarizer = Diarizer(providers="cpu")
+    exact = diarizer(path)
+    clusters = exact.clusters
+    units = unit_vectors(exact.embeddings[clusters.train_chunks, clusters.train_speakers]
+                         .astype(np.float64))
+    assert len(units) > 300
+    np.testing.assert_array_equal(clusters.dendrogram, scipy_centroid(units))
+    monkeypatch.setattr(clustering, "EXACT_LINKAGE_BYTES", 0)
+    bounded = diarizer(path)
+    assert "".join(rttm_lines("tiled", bounded.turns())) == \
+        "".join(rttm_lines("tiled", exact.turns()))
