@@ -4,8 +4,10 @@ The reference is pyannote.audio 4.0.7's ``AgglomerativeClustering`` with the cos
 and centroid linkage: keep the embeddings of speakers heard alone long enough, link their
 L2-normalised vectors, cut the dendrogram at ``threshold``, fold clusters smaller than
 ``min_cluster_size`` into the nearest large one, then assign every embedding (kept or not)
-to the closest centroid. Each function is one of those stages, with the same numpy and
-scipy calls in the same order, so the same embeddings give the same clusters.
+to the closest centroid. Each function is one of those stages, with the same float operations
+in the same order, so the same embeddings give the same clusters. What grows with the
+recording (the linkage's distances, float64 copies of the embeddings) is computed block by
+block or in place, which changes no value: a long recording's clustering stays small.
 """
 
 from __future__ import annotations
@@ -13,14 +15,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.cluster.hierarchy import fcluster, linkage
+from scipy.cluster.hierarchy import fcluster
 from scipy.spatial.distance import cdist
 
 from powerseg.errors import OptionError
 
+from .linkage import centroid_linkage
+
 # A kept speaker is alone in at least this share of its chunk's frames (pyannote 4.0.7).
 MIN_ACTIVE_RATIO = 0.2
 INACTIVE = -2  # hard cluster of a local speaker with no active frame (pyannote's value)
+# The linkage is scipy's bit for bit while its N^2/2 float64 distances fit in this many bytes
+# (8,192 kept embeddings, about 1.5 h of conversation); past it, it keeps the centroids only
+# (memory linear in N, the same merges up to rounding): runtime/linkage.py.
+EXACT_LINKAGE_BYTES = 256 << 20
+BLOCK_CHUNKS = 1024  # chunks per block of the per-chunk computations
+BLOCK_ROWS = 4096  # embeddings per block of the per-embedding ones
 
 
 @dataclass(frozen=True)
@@ -55,11 +65,25 @@ def training_pairs(embeddings: np.ndarray,
     chunk's frames: overlapped or brief speakers make unreliable embeddings.
     """
     num_frames = binarized.shape[1]
-    alone = np.sum(binarized, axis=2, keepdims=True) == 1
-    clean_frames = np.sum(binarized * alone, axis=1)
-    active = clean_frames >= MIN_ACTIVE_RATIO * num_frames
-    valid = ~np.any(np.isnan(embeddings), axis=2)
-    return np.where(active * valid)
+    keep = np.empty(binarized.shape[::2], dtype=bool)
+    for start in range(0, len(binarized), BLOCK_CHUNKS):  # no full-size temporaries
+        part = binarized[start:start + BLOCK_CHUNKS]
+        alone = np.sum(part, axis=2, keepdims=True) == 1
+        clean_frames = np.sum(part * alone, axis=1)
+        active = clean_frames >= MIN_ACTIVE_RATIO * num_frames
+        valid = ~np.any(np.isnan(embeddings[start:start + BLOCK_CHUNKS]), axis=2)
+        keep[start:start + BLOCK_CHUNKS] = active * valid
+    return np.where(keep)
+
+
+def unit_vectors(vectors: np.ndarray) -> np.ndarray:
+    """``vectors`` (float64, overwritten) divided by their L2 norms, as numpy's
+    ``vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)``, row block by row block."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for start in range(0, len(vectors), BLOCK_ROWS):
+            part = vectors[start:start + BLOCK_ROWS]
+            part /= np.linalg.norm(part, axis=-1, keepdims=True)
+    return vectors
 
 
 def large_clusters(clusters: np.ndarray, min_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,18 +92,17 @@ def large_clusters(clusters: np.ndarray, min_size: int) -> tuple[np.ndarray, np.
     return unique, counts, unique[counts >= min_size]
 
 
-def agglomerate(embeddings: np.ndarray, threshold: float, min_cluster_size: int,
+def agglomerate(unit: np.ndarray, threshold: float, min_cluster_size: int,
                 num_clusters: int | None, min_clusters: int,
                 max_clusters: int) -> tuple[np.ndarray, np.ndarray | None]:
-    """Cluster label per kept embedding (0..K-1) and the dendrogram they came from."""
-    count = len(embeddings)
+    """Cluster label per kept embedding (0..K-1), from the kept embeddings' unit vectors
+    (float64), and the dendrogram they came from."""
+    count = len(unit)
     # pyannote lowers min_cluster_size for a handful of embeddings (its 10 % heuristic)
     min_size = min(min_cluster_size, max(1, round(0.1 * count)))
     if count == 1:
         return np.zeros(1, dtype=np.uint8), None
-    with np.errstate(divide="ignore", invalid="ignore"):
-        unit = embeddings / np.linalg.norm(embeddings, axis=-1, keepdims=True)
-    dendrogram = linkage(unit, method="centroid", metric="euclidean")
+    dendrogram = centroid_linkage(unit, EXACT_LINKAGE_BYTES)
     clusters = fcluster(dendrogram, threshold, criterion="distance") - 1
     unique, counts, large = large_clusters(clusters, min_size)
     if len(large) < min_clusters:
@@ -129,15 +152,20 @@ def assign(embeddings: np.ndarray, train_chunks: np.ndarray, train_speakers: np.
     """(hard, soft, centroids): every embedding to the centroid it is most similar to.
 
     Centroids average the kept embeddings as the model output them (not normalised); NaN
-    embeddings get cluster 0, as numpy's argmax over NaN does in pyannote.
+    embeddings get cluster 0, as numpy's argmax over NaN does in pyannote. pyannote computes
+    in float64: each cluster's members and each block of chunks are cast in turn, which gives
+    the same values as casting all at once.
     """
-    embeddings = np.asarray(embeddings, dtype=np.float64)
     chunks, speakers, dimension = embeddings.shape
     train = embeddings[train_chunks, train_speakers]
-    centroids = np.vstack([np.mean(train[train_clusters == k], axis=0)
+    centroids = np.vstack([np.mean(train[train_clusters == k].astype(np.float64), axis=0)
                            for k in range(np.max(train_clusters) + 1)])
-    distance = cdist(embeddings.reshape(chunks * speakers, dimension), centroids, metric="cosine")
-    soft = 2 - distance.reshape(chunks, speakers, -1)
+    del train
+    soft = np.empty((chunks, speakers, len(centroids)))
+    for start in range(0, chunks, BLOCK_CHUNKS):
+        part = np.asarray(embeddings[start:start + BLOCK_CHUNKS], dtype=np.float64)
+        distance = cdist(part.reshape(-1, dimension), centroids, metric="cosine")
+        soft[start:start + BLOCK_CHUNKS] = 2 - distance.reshape(len(part), speakers, -1)
     return np.argmax(soft, axis=2), soft, centroids
 
 
@@ -146,9 +174,8 @@ def cluster(embeddings: np.ndarray, binarized: np.ndarray, threshold: float,
             min_clusters: int | None = None, max_clusters: int | None = None) -> Clusters:
     """(chunks, speakers, dimension) embeddings + (chunks, frames, speakers) 0/1 segmentation
     -> clusters; silent local speakers get ``INACTIVE``."""
-    # float64 as pyannote computes; the kept ones only until the linkage is done (its N^2
-    # matrix is the peak of a long recording's memory)
     train_chunks, train_speakers = training_pairs(embeddings, binarized)
+    # float64 as pyannote computes; the kept ones only, normalised in place for the linkage
     train = np.asarray(embeddings[train_chunks, train_speakers], dtype=np.float64)
     num_clusters, min_clusters, max_clusters = cluster_bounds(len(train), num_clusters,
                                                               min_clusters, max_clusters)
@@ -161,8 +188,10 @@ def cluster(embeddings: np.ndarray, binarized: np.ndarray, threshold: float,
             np.full((1, embeddings.shape[2]), np.nan)
         train_clusters, dendrogram = np.zeros(len(train), dtype=np.int64), None
     else:
-        train_clusters, dendrogram = agglomerate(train, threshold, min_cluster_size,
-                                                 num_clusters, min_clusters, max_clusters)
+        train_clusters, dendrogram = agglomerate(unit_vectors(train), threshold,
+                                                 min_cluster_size, num_clusters, min_clusters,
+                                                 max_clusters)
+        del train
         hard, soft, centroids = assign(embeddings, train_chunks, train_speakers, train_clusters)
     hard = hard.copy()
     hard[np.sum(binarized, axis=1) == 0] = INACTIVE

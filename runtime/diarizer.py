@@ -80,12 +80,23 @@ def speaker_bounds(num_speakers: int | None = None, min_speakers: int | None = N
     return low, high
 
 
+PYANNOTE_MIN_CLUSTER_SIZE = 12  # kept embeddings, at pyannote's step of 1 s
+
+
+def chunk_rate_min_cluster_size(step: float) -> int:
+    """pyannote's ``min_cluster_size`` for another step. It counts kept embeddings, one per
+    chunk a speaker is heard in, and a speaker is heard in 1/step as many chunks: held fixed,
+    it folds away more and more real speakers as the step grows (measured: README)."""
+    return max(1, round(PYANNOTE_MIN_CLUSTER_SIZE / step))
+
+
 # Named settings. "pyannote" is pyannote's own (the default); the others trade accuracy for
-# speed, each one's DER cost on the shared sets measured in the README (benchmarks/presets.py).
+# speed (1/step as many chunks to segment and embed), min_cluster_size scaled to the step;
+# their DER cost on the shared sets is measured in the README (benchmarks/presets.py).
 PRESETS: dict[str, dict[str, float | int]] = {
     "pyannote": {},
-    # half the chunks to segment and embed; min_cluster_size counts chunks, so halved too
-    "fast": {"step": 2.0, "min_cluster_size": 6},
+    "fast": {"step": 3.0, "min_cluster_size": chunk_rate_min_cluster_size(3.0)},
+    "fastest": {"step": 5.0, "min_cluster_size": chunk_rate_min_cluster_size(5.0)},
 }
 
 
@@ -97,7 +108,7 @@ class DiarizerOptions:
     embedding: str = "campplus"  # speaker-embedding model: "campplus" or an .onnx path
     step: float = 1.0  # seconds between 10 s chunks (pyannote: 10 % of the chunk)
     threshold: float | None = None  # clustering distance threshold; None = CAMPPLUS_THRESHOLD
-    min_cluster_size: int = 12  # smaller clusters are merged into the closest large one
+    min_cluster_size: int = PYANNOTE_MIN_CLUSTER_SIZE  # smaller clusters join the closest large one
     exclude_overlap: bool = True  # embed a speaker's frames without overlapped speech
     min_duration_off: float = 0.0  # fill one speaker's gaps shorter than this (seconds)
     batch_size: int = 2  # segmentation windows per model call

@@ -123,16 +123,19 @@ def test_presets_resolve_and_unknown_ones_are_refused():
     from powerseg.errors import OptionError
 
     assert DiarizerOptions.preset("pyannote") == DiarizerOptions()
-    fast = DiarizerOptions.preset("fast")
-    assert (fast.step, fast.min_cluster_size) == (2.0, 6)
+    fast, fastest = DiarizerOptions.preset("fast"), DiarizerOptions.preset("fastest")
+    # min_cluster_size follows the chunk rate: pyannote's 12 at 1 s, 12 / step at others
+    assert (fast.step, fast.min_cluster_size) == (3.0, 4)
+    assert (fastest.step, fastest.min_cluster_size) == (5.0, 2)
     assert DiarizerOptions.preset("fast", step=1.5, min_cluster_size=6) == \
         DiarizerOptions(step=1.5, min_cluster_size=6)
-    with pytest.raises(OptionError, match="unknown preset 'quick'.*pyannote, fast"):
+    with pytest.raises(OptionError, match="unknown preset 'quick'.*pyannote, fast, fastest"):
         DiarizerOptions.preset("quick")
 
 
 @pytest.mark.parametrize("flags, step, cluster", [
-    ([], 1.0, 12), (["--preset", "fast"], 2.0, 6), (["--preset", "fast", "--step", "3"], 3.0, 6),
+    ([], 1.0, 12), (["--preset", "fast"], 3.0, 4), (["--preset", "fast", "--step", "2"], 2.0, 4),
+    (["--preset", "fastest"], 5.0, 2),
     (["--preset", "fast", "--step", "1.5", "--min-cluster-size", "6"], 1.5, 6)])
 def test_cli_preset_then_the_options_given(tmp_path, sample, flags, step, cluster):
     out = tmp_path / "sample.json"
@@ -147,7 +150,7 @@ def test_cli_fast_preset_is_its_options(tmp_path, sample):
     out = tmp_path / "sample.rttm"
     assert main(["diarize", str(sample), "-o", str(out), "--provider", "cpu",
                  "--preset", "fast"]) == 0
-    expected = Diarizer(step=2.0, min_cluster_size=6, providers="cpu")(sample).turns()
+    expected = Diarizer(step=3.0, min_cluster_size=4, providers="cpu")(sample).turns()
     assert out.read_text() == "".join(rttm_lines("sample", expected))
 
 
