@@ -722,11 +722,13 @@ def _info(args: argparse.Namespace) -> int:
     import onnxruntime
 
     from powerseg.models import shared_tail_path
+    from powerseg.runtime.cpu import cpu_info
     from powerseg.runtime.embedder import EmbeddingModel
     from powerseg.runtime.model import OnnxModel
 
     model = OnnxModel(args.model, providers="auto")
     print(f"powerseg {__version__}, numpy {numpy.__version__}, onnxruntime {onnxruntime.__version__}")
+    print(f"cpu: {cpu_info().describe()}")
     print(f"available providers: {', '.join(onnxruntime.get_available_providers())}")
     print(f"model: {model.path}")
     print(f"provider used: {model.provider}")

@@ -48,6 +48,7 @@ def test_several_inputs_one_bad(tmp_path, capsys):
     assert out.read_text().count("SPEECH") == 4  # the good file's regions are kept
 
 
+@pytest.mark.arm64
 def test_bad_input_leaves_no_output(tmp_path, capsys):
     bad = tmp_path / "text.wav"
     bad.write_text("not audio")
@@ -65,6 +66,7 @@ def test_usage_errors_exit_2(capsys):
     assert exit_info.value.code == 2
 
 
+@pytest.mark.arm64
 def test_info_and_sample(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
@@ -73,6 +75,7 @@ def test_info_and_sample(capsys):
     assert capsys.readouterr().out.strip() == str(sample_path())
 
 
+@pytest.mark.arm64
 def test_console_script_runs():
     done = subprocess.run([sys.executable, "-m", "powerseg", "--version"], capture_output=True,
                           text=True, check=True)

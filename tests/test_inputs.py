@@ -156,6 +156,7 @@ BAD_FILES = {
 }
 
 
+@pytest.mark.arm64
 @pytest.mark.parametrize("case", list(BAD_FILES))
 def test_bad_file_gives_typed_error_naming_it(case, tmp_path, sample, seg):
     make, error_type, pattern = BAD_FILES[case]
