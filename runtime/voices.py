@@ -213,11 +213,7 @@ class VoiceBank:
         """Read a bank file; no pickle is ever loaded. Damaged, foreign, newer-format and empty
         banks raise VoiceBankError naming the file."""
         source = os.fspath(path)
-        arrays = _read_npz(source, "voice bank")
-        fmt = _text(arrays, "format", source)
-        if fmt != FORMAT:
-            raise VoiceBankError(f"{source}: not a powerseg voice bank (format {fmt!r}, expected "
-                                 f"{FORMAT!r})")
+        arrays = _read_npz(source, "voice bank", FORMAT, "a powerseg voice bank")
         version = _integer(arrays, "version", source)
         if version != VERSION:
             raise VoiceBankError(f"{source}: voice bank format version {version}; this powerseg "
@@ -246,13 +242,15 @@ class VoiceBank:
                    dimension, clips, source)
 
 
-def _read_npz(source: str, what: str) -> dict[str, np.ndarray]:
+def _read_npz(source: str, what: str, expected: str, kind: str) -> dict[str, np.ndarray]:
+    """The arrays of an npz file whose ``format`` entry is ``expected``; a VoiceBankError
+    naming ``source`` otherwise (``kind``: what such a file is, for the message)."""
     try:
         data = np.load(source, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise ValueError("a single array, not an npz archive")
         with data:
-            return {key: data[key] for key in data.files}
+            arrays = {key: data[key] for key in data.files}
     except FileNotFoundError:
         raise VoiceBankError(f"{source}: no such {what} file") from None
     except IsADirectoryError:
@@ -260,6 +258,10 @@ def _read_npz(source: str, what: str) -> dict[str, np.ndarray]:
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
         raise VoiceBankError(f"{source}: not a powerseg {what}, or damaged (cannot read it as "
                              f"npz without pickle: {error})") from None
+    fmt = _text(arrays, "format", source)
+    if fmt != expected:
+        raise VoiceBankError(f"{source}: not {kind} (format {fmt!r}, expected {expected!r})")
+    return arrays
 
 
 def _entry(arrays: dict[str, np.ndarray], key: str, source: str) -> np.ndarray:
@@ -372,11 +374,8 @@ def clip_from_speakers(path: str | os.PathLike, speaker: str, name: str,
     """(clip, model name, model sha256) of one speaker of a ``diarize --embeddings`` file,
     found by its label (SPEAKER_01) or the name it took."""
     source = os.fspath(path)
-    arrays = _read_npz(source, "speaker-embeddings")
-    fmt = _text(arrays, "format", source)
-    if fmt != SPEAKERS_FORMAT:
-        raise VoiceBankError(f"{source}: not a `powerseg diarize --embeddings` file (format "
-                             f"{fmt!r}, expected {SPEAKERS_FORMAT!r})")
+    arrays = _read_npz(source, "speaker-embeddings", SPEAKERS_FORMAT,
+                       "a `powerseg diarize --embeddings` file")
     speakers, labels = _texts(arrays, "speakers", source), _texts(arrays, "labels", source)
     centroids, seconds = _floats(arrays, "centroids", source), _floats(arrays, "seconds", source)
     if centroids.ndim != 2 or not len(speakers) == len(labels) == len(centroids) == len(seconds):
