@@ -7,8 +7,9 @@ copying it, so the peak holds the N^2 matrix twice. ``exact_centroid_linkage`` r
 algorithm on the one matrix it computes, updating it in place with the same float operations
 in the same order and the same binary heap, so the dendrogram is scipy's bit for bit at half
 the memory. Past a size where even one matrix is too large, ``bounded_centroid_linkage``
-(fastcluster's ``linkage_vector``: O(N) memory, distances between centroids recomputed as
-needed) gives the same dendrogram up to rounding and the order of exact ties.
+keeps the clusters' centroids instead (memory linear in N, distances computed as needed):
+the same merges up to rounding and the order of near ties. (fastcluster's ``linkage_vector``
+does the same in C++ but was several times slower here: benchmarks/README.md.)
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ import math
 import numpy as np
 from scipy.spatial.distance import pdist
 
-# Bytes of a condensed float64 distance matrix over this many points.
-MATRIX_ITEM_BYTES = 8
+MATRIX_ITEM_BYTES = 8  # float64 distances
 
 
 def matrix_bytes(count: int) -> int:
@@ -104,8 +104,7 @@ def exact_centroid_linkage(points: np.ndarray) -> np.ndarray:
     points = np.ascontiguousarray(points, dtype=np.float64)
     n = len(points)
     if n < 2:
-        raise ValueError("The number of observations cannot be determined on an empty "
-                         "distance matrix." if n == 0 else "at least two points are needed")
+        raise ValueError("at least two points are needed")
     distances = pdist(points, "euclidean")  # the one matrix; updated in place below
     _check_finite(distances)
     return _generic_centroid(distances, n)
