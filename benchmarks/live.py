@@ -3,6 +3,7 @@ and memory over a long stream. Prints tables and writes benchmarks/results/live.
 
     python benchmarks/live.py                    # every part (about an hour on 2 cores)
     python benchmarks/live.py --parts accuracy   # the DER table only
+    python benchmarks/live.py --parts accuracy --new-speaker-factors 0.6 1.0 1.4 1.8 2.6
     python benchmarks/live.py --parts memory --minutes 10 60
 
 - accuracy: every shared file diarized offline once; ``powerseg.runtime.live.replay`` gives
@@ -72,13 +73,17 @@ def cpu() -> str:
     return f"{model} ({os.cpu_count()} cores; {flags})"
 
 
-def accuracy() -> dict:
+def accuracy(factors: list[float]) -> dict:
+    """The DER table at the shipped new-speaker factor; with ``factors``, the pooled DER at
+    each latency for each factor too (the sweep that chose it), on the same offline runs."""
     from powerseg import Diarizer
+    from powerseg.runtime import live as live_module
     from powerseg.runtime.binarize import Region
     from powerseg.runtime.live import replay
     from powerseg.runtime.metrics import diarization_error, read_rttm, read_uem
 
     diarizer = Diarizer()
+    shipped = live_module.NEW_SPEAKER_FACTOR
     totals: dict = {}
 
     def add(key, error) -> None:
@@ -94,12 +99,18 @@ def accuracy() -> dict:
             result = diarizer(wav)
             final = [Region(*t) for t in result.turns()]
             add((name, "offline"), diarization_error(truth, final, uem.get(uri)))
-            for latency in LATENCIES:
-                live = [Region(*t) for t in replay(diarizer, result, latency)]
-                add((name, latency), diarization_error(truth, live, uem.get(uri)))
-                same = diarization_error(final, live)
-                agree = totals.setdefault(("agreement", latency), np.zeros(2))
-                agree += (same.reference - same.missed - same.confusion, same.reference)
+            for factor in dict.fromkeys([shipped, *factors]):
+                live_module.NEW_SPEAKER_FACTOR = factor
+                for latency in LATENCIES:
+                    live = [Region(*t) for t in replay(diarizer, result, latency)]
+                    error = diarization_error(truth, live, uem.get(uri))
+                    add(("factor", factor, latency), error)
+                    if factor == shipped:
+                        add((name, latency), error)
+                        same = diarization_error(final, live)
+                        agree = totals.setdefault(("agreement", latency), np.zeros(2))
+                        agree += (same.reference - same.missed - same.confusion, same.reference)
+            live_module.NEW_SPEAKER_FACTOR = shipped
             log(f"  {name}/{uri}")
     rows = {}
     for key in ["offline", *LATENCIES]:
@@ -116,7 +127,14 @@ def accuracy() -> dict:
         log(f"| {key} | " + " | ".join(f"{row['der_percent'][n]:.1f} %" for n in SETS) +
             f" | {row['pooled_der_percent']:.1f} % | " +
             (f"{row['agreement_percent']:.1f} % |" if "agreement_percent" in row else "- |"))
-    return rows
+    sweep = {f"{factor:g}": {f"{latency:g}s": 100 * totals[("factor", factor, latency)][0] /
+                             totals[("factor", factor, latency)][1] for latency in LATENCIES}
+             for factor in dict.fromkeys([shipped, *factors])}
+    if factors:
+        log("\nnew-speaker factor: pooled DER at " + ", ".join(f"{l:g} s" for l in LATENCIES))
+        for factor, row in sweep.items():
+            log(f"  {factor}: " + ", ".join(f"{v:.1f} %" for v in row.values()))
+    return {"by_latency": rows, "pooled_der_by_new_speaker_factor": sweep}
 
 
 def _cpu_seconds() -> float:
@@ -204,13 +222,16 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--delay-seconds", type=float, default=120)
     parser.add_argument("--minutes", type=float, nargs="+", default=[10, 60])
+    parser.add_argument("--new-speaker-factors", type=float, nargs="*", default=[],
+                        help="also replay with these new-speaker factors (the sweep that chose "
+                        "runtime.live.NEW_SPEAKER_FACTOR)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp"))
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     doc: dict = {"cpu": cpu(), "python": platform.python_version()}
     log(f"CPU: {doc['cpu']}")
     if "accuracy" in args.parts:
-        doc["accuracy"] = accuracy()
+        doc["accuracy"] = accuracy(args.new_speaker_factors)
     if "compute" in args.parts:
         doc["compute"] = compute(args.compute_minutes, args.cache, args.rounds)
     if "delay" in args.parts:

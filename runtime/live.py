@@ -33,7 +33,8 @@ from .reconstruct import timeline_frames
 from .voices import VoiceBank, check_threshold, match_voices
 
 # The offline threshold as a cosine distance, times this: the lowest pooled live DER over
-# the shared sets at latencies 1, 2, 5 and 10 s among 0.6 to 2.6 (benchmarks/live.py).
+# the shared sets at latencies 1, 2, 5 and 10 s among 0.6 to 2.6
+# (benchmarks/live.py --parts accuracy --new-speaker-factors ...).
 NEW_SPEAKER_FACTOR = 1.2
 
 
