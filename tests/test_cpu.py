@@ -50,7 +50,10 @@ def test_arm64_bits_are_the_kernels():
 @pytest.mark.arm64
 @pytest.mark.skipif(platform.system() != "Linux", reason="features are read on Linux only")
 def test_live_features_agree_with_numpy():
-    from numpy._core._multiarray_umath import __cpu_features__ as numpy_features
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as numpy_features
+    except ImportError:  # numpy 1.x
+        from numpy.core._multiarray_umath import __cpu_features__ as numpy_features
 
     info = cpu_info()
     assert info.architecture == platform.machine()
