@@ -108,8 +108,11 @@ def test_verify_catches_a_wrong_model(campplus, tmp_path):
 def test_export_command_reproduces_shipped_model(tmp_path, checkpoint, shared):
     """The command that makes the segmentation files makes campplus.onnx beside them.
 
-    torch's export is deterministic, so outputs must agree to float32 rounding of the same
-    graph: 1e-6 on embedding values of up to about 4 (measured 0).
+    The graph is the same node for node. Its constants are not bit-equal across machines: torch
+    folds each batch norm into its convolution with the CPU's own vector kernels, so an AVX-512
+    Xeon and the machine that made the shipped file differ by a few ulps (measured 7.2e-7 on
+    weights up to 50). Through 2261 nodes that gives up to 2.9e-5 on embedding values of up to
+    about 4; 1e-4 bounds it, 10x under the 1e-3 the export's own verification allows.
     """
     from powerseg.cli import main
 
@@ -119,10 +122,16 @@ def test_export_command_reproduces_shipped_model(tmp_path, checkpoint, shared):
                  "--embedding-checkpoint", str(campplus_pt)]) == 0
     made = tmp_path / SHIPPED.name
     assert metadata(made) == metadata(SHIPPED)
+    graphs = [onnx.load(str(p)).graph for p in (SHIPPED, made)]
+    assert [n.op_type for n in graphs[0].node] == [n.op_type for n in graphs[1].node]
+    constants = [{i.name: onnx.numpy_helper.to_array(i) for i in g.initializer} for g in graphs]
+    assert constants[0].keys() == constants[1].keys()
+    for name, value in constants[0].items():
+        np.testing.assert_allclose(constants[1][name], value, atol=2e-6, rtol=1e-6, err_msg=name)
     inputs = verification_inputs([sample_path()])
     shipped, regenerated = (EmbeddingModel(p, providers="cpu") for p in (SHIPPED, made))
     for feats in inputs:
-        np.testing.assert_allclose(regenerated(feats[None]), shipped(feats[None]), atol=1e-6, rtol=0)
+        np.testing.assert_allclose(regenerated(feats[None]), shipped(feats[None]), atol=1e-4, rtol=0)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["files"][made.name]["kind"] == "speaker_embedding"
     assert manifest["files"][out.name]["kind"] == "segmentation"

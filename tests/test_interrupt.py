@@ -101,13 +101,16 @@ def test_batch_signal_mid_file_stops_at_once_and_resumes(minute_files, tmp_path,
 
 
 def test_single_file_output_signal_leaves_nothing(minute_files, tmp_path):
+    audio = tmp_path / "ten_minutes.wav"  # long enough to be at work after 4 s on any machine
+    samples, rate = sf.read(minute_files / "1_conva_01.wav", dtype="float32")
+    sf.write(audio, np.tile(samples, 10), rate)
     out = tmp_path / "turns.rttm"
-    process = _start("diarize", str(minute_files / "1_conva_01.wav"), "-o", str(out),
-                     "--provider", "cpu")
-    time.sleep(5.0)  # started and at work (the 60 s take longer than that)
-    _, err, seconds = _signal_when(process, lambda: True, signal.SIGINT, timeout=5)
+    process = _start("diarize", str(audio), "-o", str(out), "--provider", "cpu")
+    started = time.monotonic()
+    _, err, seconds = _signal_when(process, lambda: time.monotonic() > started + 4.0,
+                                   signal.SIGINT)
     _check_interrupted(err, seconds, process.returncode, 130)
-    assert list(tmp_path.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [audio.name]
 
 
 def test_stream_signal_prints_every_final_region(minute_files, tmp_path):
