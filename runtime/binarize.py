@@ -147,6 +147,17 @@ class RegionTracker:
             return self._pending.end
         return _middle(self.frames, *self._grid) - self.options.pad_onset
 
+    def open_part(self) -> Region | None:
+        """What is already certain of the region in progress: from its start to the middle of
+        the last frame pushed. None with no run, while an earlier region it may merge with is
+        pending, while min_duration_on may still drop it, or while it has no length yet. Lets
+        a live caller emit a long region piece by piece instead of waiting for its end."""
+        if self._run_start is None or self._pending is not None or self.options.min_duration_on > 0:
+            return None
+        start = _middle(self._run_start, *self._grid) - self.options.pad_onset
+        end = _middle(self.frames - 1, *self._grid)
+        return Region(start, end, self.label) if end - start > SEGMENT_PRECISION else None
+
     def _close(self, first: int, last: int, out: list[Region]) -> None:
         opts = self.options
         start = _middle(first, *self._grid) - opts.pad_onset

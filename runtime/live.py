@@ -24,7 +24,7 @@ from scipy.spatial.distance import cdist
 
 from powerseg.errors import OptionError, StreamClosedError
 
-from .binarize import BinarizeOptions, Region, RegionTracker
+from .binarize import SEGMENT_PRECISION, BinarizeOptions, Region, RegionTracker
 from .clustering import training_pairs
 from .diarizer import Diarization, Diarizer, Turn, speaker_bounds
 from .framing import Framing
@@ -107,7 +107,9 @@ class LiveTimeline:
     speakers is the rounded mean of the windows' counts (capped at ``max_speakers``), and the
     speakers are those with the largest summed activity. A frame no window covers (the few
     between one window's last frame and the next window's end) repeats the frame before it.
-    Decided frames go through one ``RegionTracker`` per speaker into turns.
+    Decided frames go through one ``RegionTracker`` per speaker into turns; ``cut`` emits the
+    certain part of the turns still going on, so a long turn is heard in pieces, each
+    continuing the last, rather than after its end.
     """
 
     def __init__(self, framing: Framing, max_speakers: int | None = None,
@@ -129,6 +131,7 @@ class LiveTimeline:
         self.trackers: list[RegionTracker] = []
         self.labels: dict[int, str] = {}  # global speaker -> live label, in order of appearance
         self._held: list[Region] = []  # final turns that a turn ending earlier may still precede
+        self._emitted: list[float] = []  # per speaker: where the turns emitted so far end
 
     def add(self, chunk: int, binarized: np.ndarray, hard: np.ndarray) -> None:
         """One window's (frames, local speakers) activity, its local speakers' global ones."""
@@ -201,26 +204,49 @@ class LiveTimeline:
                 tracker = RegionTracker(self._binarize, "", *self._grid)
                 tracker.push(np.zeros(self.decided, np.float32))
                 self.trackers.append(tracker)
-            self._held += self._labelled(speaker, self.trackers[speaker].push(on[:, speaker]))
-        return self._release(min((t.earliest_end() for t in self.trackers), default=math.inf))
+                self._emitted.append(-math.inf)
+            self._hold(speaker, self.trackers[speaker].push(on[:, speaker]))
+        return self._release()
 
-    def _release(self, horizon: float) -> list[Region]:
+    def cut(self) -> list[Region]:
+        """The part of each turn still going on that is certain by now (from where its last
+        piece ended), then the turns released as ``decide`` releases them."""
+        for speaker, tracker in enumerate(self.trackers):
+            self._hold(speaker, [r for r in [tracker.open_part()] if r is not None])
+        return self._release()
+
+    def _next_end(self, speaker: int) -> float:
+        """The earliest end a turn or piece still to come of ``speaker`` can have: the next
+        cut's, while its turn going on has an uncut part."""
+        tracker, part = self.trackers[speaker], self.trackers[speaker].open_part()
+        if part is not None and part.end > self._emitted[speaker]:
+            return min(part.end, tracker.earliest_end())
+        return tracker.earliest_end()
+
+    def _hold(self, speaker: int, regions: list[Region]) -> None:
+        """A speaker's final regions, less what its earlier pieces already gave."""
+        for region in regions:
+            start = max(region.start, self._emitted[speaker])
+            if region.end - start > SEGMENT_PRECISION:
+                self._held.append(Region(start, region.end, self.labels[speaker]))
+                self._emitted[speaker] = region.end
+
+    def _release(self, horizon: float | None = None) -> list[Region]:
         """The held turns that end before every turn still to come, by (end, start, label):
         so the order of all turns never depends on when they were asked for."""
+        if horizon is None:
+            horizon = min((self._next_end(s) for s in range(len(self.trackers))), default=math.inf)
         key = lambda t: (t.end, t.start, t.label)  # noqa: E731
         self._held.sort(key=key)
         count = next((i for i, t in enumerate(self._held) if not t.end < horizon), len(self._held))
         out, self._held = self._held[:count], self._held[count:]
         return out
 
-    def _labelled(self, speaker: int, regions: list[Region]) -> list[Region]:
-        return [Region(r.start, r.end, self.labels[speaker]) for r in regions]
-
     def flush(self, upto: int) -> list[Region]:
         """The end: decide every frame up to ``upto`` and close every speaker's last turn."""
         turns = self.decide(upto)
         for speaker, tracker in enumerate(self.trackers):
-            self._held += self._labelled(speaker, tracker.flush())
+            self._hold(speaker, tracker.flush())
         return turns + self._release(math.inf)
 
 
@@ -278,11 +304,13 @@ class LiveLabels:
         return self.framing.chunk_start(chunk) + self.framing.spec.window
 
     def add(self, binarized: np.ndarray, embeddings: np.ndarray) -> None:
-        """Windows (in order): first decide the frames the next one must not vote on."""
+        """Windows (in order): first decide the frames the next one must not vote on, and cut
+        the turns going on there. Cuts fall where windows begin, never where a push happened
+        to end, so any push sizes give the same pieces."""
         for active, vectors in zip(binarized, embeddings):
             if self.windows:
-                self._ready += self.timeline.decide(self._upto(self._window_end(self.windows),
-                                                               strict=True))
+                self._ready += self.timeline.decide(self._horizon())
+                self._ready += self.timeline.cut()
             self.timeline.add(self.windows, active, self.clustering(active, vectors))
             self.windows += 1
 
@@ -290,11 +318,14 @@ class LiveLabels:
         """``seconds`` of audio are in: the turns final since the last call, by their end.
         Frames wait for the windows that end before their deadline, even those still running."""
         if self.windows:
-            upto = min(self._upto(seconds, strict=False),
-                       self._upto(self._window_end(self.windows), strict=True))
-            self._ready += self.timeline.decide(upto)
+            self._ready += self.timeline.decide(min(self._upto(seconds, strict=False),
+                                                    self._horizon()))
         out, self._ready = self._ready, []
         return out
+
+    def _horizon(self) -> int:
+        """The frames decided before the next window: the last its end does not concern."""
+        return self._upto(self._window_end(self.windows), strict=True)
 
     def flush(self) -> list[Region]:
         """Every window is in: decide the rest of the timeline, close every turn."""

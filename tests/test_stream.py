@@ -222,6 +222,28 @@ def test_region_tracker_equals_binarize(scores, cuts, onset, offset_below, on, o
     assert got == binarize(scores, *grid, options, "SPEECH")
 
 
+@settings(max_examples=300, deadline=None)
+@given(scores=st.lists(score_values, min_size=1, max_size=120),
+       cuts=st.lists(st.integers(0, 120), max_size=8),
+       off=st.sampled_from([0.0, 0.3, 0.05]), pad_on=st.sampled_from([0.0, 0.05]),
+       pad_off=st.sampled_from([0.0, 0.1]))
+def test_region_tracker_open_part_is_the_start_of_a_final_region(scores, cuts, off, pad_on,
+                                                                  pad_off):
+    """What ``open_part`` gives at any block boundary is how a region of binarize's begins."""
+    options = BinarizeOptions(0.5, 0.4, 0.0, off, pad_on, pad_off)
+    grid = (0.0, 270 / 16000, 991 / 16000)
+    scores = np.asarray(scores, np.float32)
+    final = binarize(scores, *grid, options, "SPEECH")
+    tracker = RegionTracker(options, "SPEECH", *grid)
+    bounds = [0, *sorted(c for c in cuts if c < len(scores)), len(scores)]
+    for a, b in itertools.pairwise(bounds):
+        tracker.push(scores[a:b])
+        part = tracker.open_part()
+        if part is not None:
+            assert any(r.start == part.start and part.end <= r.end for r in final), (part, final)
+    assert RegionTracker(BinarizeOptions(min_duration_on=0.1), "", *grid).open_part() is None
+
+
 def test_region_tracker_emits_as_soon_as_final():
     grid = (0.0, 1.0, 1.0)
     tracker = RegionTracker(BinarizeOptions(), "SPEECH", *grid)
