@@ -221,7 +221,8 @@ class Diarization:
 
 class Rounds:
     """The stream's window hook for diarization: per round of windows, the hard activations
-    (uint8: 0/1 is exact in it) and the (chunk, local speaker) embeddings, kept for clustering.
+    (0/1, kept as bits: a live hour's are 0.8 MB) and the (chunk, local speaker) embeddings,
+    kept for clustering.
 
     With ``min_clean_frames``, a speaker's overlap-free mask is used when it keeps more
     frames than that (pyannote's ``embedding_exclude_overlap``), else the full mask.
@@ -231,7 +232,7 @@ class Rounds:
     def __init__(self, embedder: Embedder, min_clean_frames: int | None,
                  then: Callable[[np.ndarray, np.ndarray], None] | None = None):
         self.embedder, self.min_clean_frames, self.then = embedder, min_clean_frames, then
-        self.binarized: list[np.ndarray] = []
+        self.binarized: list[np.ndarray] = []  # (windows, frames / 8, speakers) packed bits
         self.vectors: list[np.ndarray] = []
 
     def __call__(self, windows: np.ndarray, active: np.ndarray) -> None:
@@ -242,7 +243,7 @@ class Rounds:
             masks = np.where(enough[..., None], clean, masks)
         binarized = active.astype(np.uint8)
         vectors = self.embedder.embed_chunks(windows, masks).vectors
-        self.binarized.append(binarized)
+        self.binarized.append(np.packbits(binarized, axis=1))
         self.vectors.append(vectors)
         if self.then is not None:
             self.then(binarized, vectors)
@@ -252,7 +253,8 @@ class Rounds:
         if not self.vectors:
             return (np.zeros((0, frames, speakers), np.uint8),
                     np.zeros((0, speakers, self.embedder.dimension), np.float32))
-        out = np.concatenate(self.binarized), np.concatenate(self.vectors)
+        out = (np.unpackbits(np.concatenate(self.binarized), axis=1, count=frames),
+               np.concatenate(self.vectors))
         self.binarized.clear()
         self.vectors.clear()
         return out

@@ -30,6 +30,7 @@ from .diarizer import Diarization, Diarizer, Turn, speaker_bounds
 from .framing import Framing
 from .metrics import speaker_mapping
 from .reconstruct import timeline_frames
+from .stream import FrameParts
 from .voices import VoiceBank, check_threshold, match_voices
 
 # The offline threshold as a cosine distance, times this: the lowest pooled live DER over
@@ -353,7 +354,7 @@ class DiarizationStream:
         self._rounds = diarizer.rounds(then=self.live.add)
         self._stream = diarizer.segmenter.stream(sample_rate=sample_rate,
                                                  on_windows=self._rounds)
-        self._parts: list = []  # the stream's final frame scores, for the offline result
+        self._frames = FrameParts()  # the stream's final frame scores, for the offline result
         self._emitted: list[Region] = []  # every live turn, for the label mapping
         self._closed = False
 
@@ -361,7 +362,7 @@ class DiarizationStream:
         """Add samples (any number); returns the live turns that became final since the last
         push, in the order of their ends."""
         self._check_open()
-        self._parts.append(self._stream.push(samples, sample_rate))
+        self._frames.add(self._stream.push(samples, sample_rate))
         rate = self._diarizer.segmenter.spec.sample_rate
         out = self.live.advance(self._stream.samples_pushed / rate)
         self._emitted += out
@@ -373,9 +374,9 @@ class DiarizationStream:
         self._closed = True
         segmenter = self._diarizer.segmenter
         segmenter.check_length(self._stream, "stream")
-        self._parts.append(self._stream.flush())
-        segmentation = segmenter.result(self._parts, self._stream)
-        self._parts = []
+        self._frames.add(self._stream.flush())
+        segmentation = segmenter.result(self._frames, self._stream)
+        self._frames = FrameParts()
         last = self.live.flush()
         self._emitted += last
         result = self._diarizer.finish(segmentation, self._rounds, source="stream",

@@ -17,7 +17,7 @@ from .framing import Framing
 from .front import PAIR_MAX_STEP
 from .model import OnnxModel
 from .providers import CPU, resolve_providers
-from .stream import FrameScores, StageHook, Stream, WindowHook
+from .stream import FrameParts, StageHook, Stream, WindowHook
 
 
 def options_repr(pipeline, state: str) -> str:
@@ -207,14 +207,16 @@ class Segmenter:
         if isinstance(audio, (str, os.PathLike)):
             if sample_rate is not None:
                 raise OptionError("sample_rate is only for arrays: files carry their own")
-            parts = [stream.push(block, wait=False)
-                     for block in blocks(Path(audio), self.spec.sample_rate)]
+            parts = FrameParts()
+            for block in blocks(Path(audio), self.spec.sample_rate):
+                parts.add(stream.push(block, wait=False))
         else:
             if sample_rate is None:
                 raise OptionError(f"sample_rate is required with an array input (audio: {ACCEPTED})")
-            parts = [stream.push(prepare(audio, sample_rate, self.spec.sample_rate), wait=False)]
+            parts = FrameParts()
+            parts.add(stream.push(prepare(audio, sample_rate, self.spec.sample_rate), wait=False))
         self.check_length(stream, audio if isinstance(audio, (str, os.PathLike)) else "array")
-        parts.append(stream.flush())
+        parts.add(stream.flush())
         result = self.result(parts, stream)
         if hook is not None:
             hook("segmentation", {"seconds": result.duration, "total": result.duration})
@@ -230,17 +232,16 @@ class Segmenter:
                              f"shorter than one output frame ({1000 * self.spec.frame_duration:.1f}"
                              " ms); nothing to segment")
 
-    def result(self, parts: list[FrameScores], stream: Stream) -> Segmentation:
+    def result(self, parts: FrameParts, stream: Stream) -> Segmentation:
         """The ``Segmentation`` of a stream: its final frame scores, in order, put together."""
         spec = self.spec
+        speech, overlap, count = parts.arrays()
         acts = None
         if stream.activations is not None:
             acts = np.stack(stream.activations) if stream.activations else \
                 np.zeros((0, spec.num_frames, spec.num_speakers), np.float32)
         return Segmentation(
-            speech=np.concatenate([p.speech for p in parts]),
-            overlap=np.concatenate([p.overlap for p in parts]),
-            count=np.concatenate([p.count for p in parts]),
+            speech=speech, overlap=overlap, count=count,
             activations=acts,
             frame_start=spec.frame_start, frame_step=spec.frame_step,
             frame_duration=spec.frame_duration, chunk_step=self.options.step,

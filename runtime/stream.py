@@ -67,6 +67,31 @@ class FrameScores:
         return self.frame_start + (self.first + np.arange(len(self))) * self.frame_step
 
 
+class FrameParts:
+    """A stream's final frame scores, kept for its whole ``Segmentation``, in a few arrays:
+    a live hour of 0.1 s pushes gives 36,000 parts, most of them empty, whose objects would
+    outweigh their frames."""
+
+    MERGE_EVERY = 64  # parts joined into one array this often (a copy per 64 s or so)
+
+    def __init__(self) -> None:
+        self._columns: tuple[list[np.ndarray], ...] = ([], [], [])  # speech, overlap, count
+
+    def add(self, part: FrameScores) -> None:
+        if not len(part):
+            return
+        for column, values in zip(self._columns, (part.speech, part.overlap, part.count)):
+            column.append(values)
+            if len(column) >= self.MERGE_EVERY:
+                column[:] = [np.concatenate(column)]
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(speech, overlap, count) of every frame added, in order."""
+        empty = (np.float32, np.float32, np.uint8)
+        return tuple(np.concatenate(c) if c else np.zeros(0, t)
+                     for c, t in zip(self._columns, empty))
+
+
 class Stream:
     """Push mono float samples as they arrive; get frames once no window can change them.
 
