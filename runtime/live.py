@@ -37,6 +37,11 @@ from .voices import VoiceBank, check_threshold, match_voices
 # the shared sets at latencies 1, 2, 5 and 10 s among 0.6 to 2.6
 # (benchmarks/live.py --parts accuracy --new-speaker-factors ...).
 NEW_SPEAKER_FACTOR = 1.2
+# A window's frames vote with weights falling linearly from 1 at its first frame to this at
+# its last: a frame near a window's end is segmented with little audio after it. Offline,
+# every frame also has windows where it sits early; live, at a short latency, it has mostly
+# windows where it sits late. (Pooled live DER over the shared sets, benchmarks/live.py.)
+LAST_FRAME_WEIGHT = 0.02
 
 
 class OnlineClustering:
@@ -104,9 +109,10 @@ class OnlineClustering:
 class LiveTimeline:
     """The votes of the windows run so far on each frame's speakers, and the frames decided.
 
-    Per frame, as the offline reconstruction but over the windows run so far: the number of
-    speakers is the rounded mean of the windows' counts (capped at ``max_speakers``), and the
-    speakers are those with the largest summed activity. A frame no window covers (the few
+    Per frame, as the offline reconstruction but over the windows run so far, each weighted
+    by where the frame sits in it (``LAST_FRAME_WEIGHT``): the number of speakers is the
+    rounded weighted mean of the windows' counts (capped at ``max_speakers``), and the
+    speakers are those with the largest weighted activity. A frame no window covers (the few
     between one window's last frame and the next window's end) repeats the frame before it.
     Decided frames go through one ``RegionTracker`` per speaker into turns; ``cut`` emits the
     certain part of the turns still going on, so a long turn is heard in pieces, each
@@ -123,7 +129,9 @@ class LiveTimeline:
         self.decided = 0  # frames whose speakers are decided, from the first
         self.votes = np.zeros((0, 0), np.float32)  # (held frames, speakers) summed activity
         self.counts = np.zeros(0, np.float32)  # summed number of active local speakers
-        self.windows = np.zeros(0, np.int32)  # windows that voted on each held frame
+        self.weights = np.zeros(0, np.float32)  # summed weight of the windows on each frame
+        self._frame_weight = np.linspace(1.0, LAST_FRAME_WEIGHT, framing.spec.num_frames,
+                                         dtype=np.float32)
         self.held = 0  # frames from ``decided`` on that some window covers
         self.previous = np.zeros(0, np.uint8)  # the last decided frame's speakers
         spec = framing.spec
@@ -142,22 +150,22 @@ class LiveTimeline:
         if end <= start:
             return
         self._reserve(end, max(self.votes.shape[1], int(hard.max(initial=-1)) + 1))
-        rows = binarized[skip:]
+        rows, weight = binarized[skip:], self._frame_weight[skip:len(binarized)]
         for speaker in np.unique(hard[hard >= 0]):
-            self.votes[start:end, speaker] += rows[:, hard == speaker].max(axis=1)
-        self.counts[start:end] += rows.sum(axis=1)
-        self.windows[start:end] += 1
+            self.votes[start:end, speaker] += weight * rows[:, hard == speaker].max(axis=1)
+        self.counts[start:end] += weight * rows.sum(axis=1)
+        self.weights[start:end] += weight
         self.held = max(self.held, end)
 
     def _reserve(self, frames: int, speakers: int) -> None:
-        if frames <= len(self.windows) and speakers <= self.votes.shape[1]:
+        if frames <= len(self.weights) and speakers <= self.votes.shape[1]:
             return
-        size = max(frames, 2 * len(self.windows)) if frames > len(self.windows) else len(self.windows)
+        size = max(frames, 2 * len(self.weights)) if frames > len(self.weights) else len(self.weights)
         votes = np.zeros((size, speakers), np.float32)
         votes[:self.held, :self.votes.shape[1]] = self.votes[:self.held]
-        counts, windows = np.zeros(size, np.float32), np.zeros(size, np.int32)
-        counts[:self.held], windows[:self.held] = self.counts[:self.held], self.windows[:self.held]
-        self.votes, self.counts, self.windows = votes, counts, windows
+        counts, weights = np.zeros(size, np.float32), np.zeros(size, np.float32)
+        counts[:self.held], weights[:self.held] = self.counts[:self.held], self.weights[:self.held]
+        self.votes, self.counts, self.weights = votes, counts, weights
 
     def decide(self, upto: int) -> list[Region]:
         """Decide frames [decided, upto) (no further than some window covers, unless the stream
@@ -166,8 +174,8 @@ class LiveTimeline:
         if count <= 0:
             return []
         speakers = self.votes.shape[1]
-        votes, windows = self.votes[:count], self.windows[:count]
-        number = np.rint(self.counts[:count] / np.maximum(windows, 1)).astype(np.int64)
+        votes, weights = self.votes[:count], self.weights[:count]
+        number = np.rint(self.counts[:count] / np.where(weights > 0, weights, 1)).astype(np.int64)
         if self.max_speakers is not None:
             number = np.minimum(number, self.max_speakers)
         ranked = np.argsort(-votes, axis=1, kind="stable")
@@ -177,7 +185,7 @@ class LiveTimeline:
         on &= (votes > 0).astype(np.uint8)
         previous = np.zeros(speakers, np.uint8)
         previous[:len(self.previous)] = self.previous
-        for frame in np.flatnonzero(windows == 0):  # no window covers it: as the frame before
+        for frame in np.flatnonzero(weights == 0):  # no window covers it: as the frame before
             on[frame] = on[frame - 1] if frame else previous
         self.previous = on[-1].copy()
         turns = self._track(on)
@@ -186,7 +194,7 @@ class LiveTimeline:
 
     def _shift(self, count: int) -> None:
         keep = self.held - count
-        for buffer in (self.votes, self.counts, self.windows):
+        for buffer in (self.votes, self.counts, self.weights):
             buffer[:keep] = buffer[count:self.held]
             buffer[keep:self.held] = 0
         self.held, self.decided = keep, self.decided + count
