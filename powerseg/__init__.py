@@ -1,5 +1,6 @@
 """powerseg: pyannote/segmentation-3.0 and speaker diarization without PyTorch (numpy + onnxruntime)."""
 
+from importlib import import_module
 from pathlib import Path as _Path
 
 __version__ = "0.1.0"
@@ -13,11 +14,10 @@ if (_checkout / "pyproject.toml").is_file() and (_checkout / "runtime" / "__init
 from .errors import (AudioError, CheckpointError, ModelError, OptionError, OutputError,  # noqa: E402
                      PowersegError, ProviderError, StreamClosedError, TooLittleSpeechError,
                      TranscriptError, VoiceBankError)
-from .runtime import (Diarization, DiarizationStream, Diarizer, DiarizerOptions, Embedder,  # noqa: E402
-                      EmbedderOptions, Embedding, Embeddings, Segmentation, Segmenter,
-                      SegmenterOptions, Turn)
-from .runtime.voices import VoiceBank  # noqa: E402
-from .transcript import assign_speakers  # noqa: E402
+_LAZY = {**{name: ".runtime" for name in (
+    "Diarization", "DiarizationStream", "Diarizer", "DiarizerOptions", "Embedder", "EmbedderOptions",
+    "Embedding", "Embeddings", "Segmentation", "Segmenter", "SegmenterOptions", "Turn")},
+    "VoiceBank": ".runtime.voices", "assign_speakers": ".transcript"}
 
 __all__ = ["AudioError", "CheckpointError", "Diarization", "DiarizationStream", "Diarizer", "DiarizerOptions",
            "Embedder", "EmbedderOptions", "Embedding", "Embeddings",
@@ -25,3 +25,17 @@ __all__ = ["AudioError", "CheckpointError", "Diarization", "DiarizationStream", 
            "Segmentation", "Segmenter", "SegmenterOptions", "StreamClosedError",
            "TooLittleSpeechError", "TranscriptError", "Turn", "VoiceBank", "VoiceBankError",
            "__version__", "assign_speakers"]
+
+
+def __getattr__(name: str):
+    """The public names, each imported on first use: `import powerseg` and `powerseg vad` do
+    not load the diarization stack (scipy) they do not use."""
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

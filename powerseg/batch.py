@@ -84,9 +84,7 @@ class Task:
 
     def validate(self) -> None:
         """The option errors a worker would meet, here and now, without loading a model."""
-        from powerseg.runtime import BinarizeOptions, DiarizerOptions, SegmenterOptions
-        from powerseg.runtime.diarizer import speaker_bounds
-        from powerseg.runtime.voices import check_voices
+        from powerseg.runtime import BinarizeOptions, SegmenterOptions
 
         if self.command not in COMMANDS:
             raise OptionError(f"command must be one of {', '.join(COMMANDS)}, got {self.command!r}")
@@ -94,6 +92,9 @@ class Task:
         if self.format not in formats:
             raise OptionError(f"{self.command} writes {' or '.join(formats)}, not {self.format!r}")
         if self.command == "diarize":
+            from powerseg.runtime.diarizer import DiarizerOptions, speaker_bounds
+            from powerseg.runtime.voices import check_voices
+
             DiarizerOptions(**self.model)
             speaker_bounds(**self.speakers)
             check_voices(self.voices, self.voice_threshold)
@@ -109,11 +110,13 @@ class Producer:
     """The models of a ``Task``, loaded once; ``producer(path)`` -> that input's output bytes."""
 
     def __init__(self, task: Task):
-        from powerseg.runtime import BinarizeOptions, Diarizer, Segmenter
+        from powerseg.runtime import BinarizeOptions, Segmenter
 
         task.validate()
         self.task = task
         if task.command == "diarize":
+            from powerseg.runtime import Diarizer
+
             self.model = Diarizer(**task.model, voices=task.voices,
                                   voice_threshold=task.voice_threshold)
         else:

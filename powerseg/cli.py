@@ -21,7 +21,7 @@ from pathlib import Path
 from powerseg import __version__
 from powerseg.batch import Interrupted
 from powerseg.errors import OptionError, PowersegError, ProviderError
-from powerseg.runtime.diarizer import PRESETS
+from powerseg.runtime.presets import PRESETS
 from powerseg.runtime.voices import DEFAULT_THRESHOLD as DEFAULT_VOICE_THRESHOLD
 from powerseg.transcript import MAX_GAP
 

@@ -1,13 +1,28 @@
 """Inference with numpy + onnxruntime only: audio, framing, decoding, aggregation, regions,
 speaker embeddings, clustering, diarization, writers."""
 
-from .binarize import BinarizeOptions, Region
-from .diarizer import Diarization, Diarizer, DiarizerOptions, Turn
-from .live import DiarizationStream, LiveEnd
-from .embedder import Embedder, EmbedderOptions, Embedding, Embeddings
-from .segmenter import Segmentation, Segmenter, SegmenterOptions
-from .stream import FrameScores, Stream
+from importlib import import_module
 
-__all__ = ["BinarizeOptions", "Diarization", "DiarizationStream", "Diarizer", "DiarizerOptions",
-           "Embedder", "EmbedderOptions", "Embedding", "Embeddings", "FrameScores", "LiveEnd",
-           "Region", "Segmentation", "Segmenter", "SegmenterOptions", "Stream", "Turn"]
+_LAZY = {
+    "BinarizeOptions": ".binarize", "Region": ".binarize",
+    "Diarization": ".diarizer", "Diarizer": ".diarizer", "DiarizerOptions": ".diarizer",
+    "Turn": ".diarizer", "DiarizationStream": ".live", "LiveEnd": ".live",
+    "Embedder": ".embedder", "EmbedderOptions": ".embedder", "Embedding": ".embedder",
+    "Embeddings": ".embedder", "Segmentation": ".segmenter", "Segmenter": ".segmenter",
+    "SegmenterOptions": ".segmenter", "FrameScores": ".stream", "Stream": ".stream",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    """The public names, each imported on first use: `import powerseg` and `powerseg vad` do
+    not load the diarization stack (scipy) they do not use."""
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from powerseg.errors import OptionError, TooLittleSpeechError, VoiceBankError
 from powerseg.models import sha256
@@ -418,6 +417,8 @@ def match_voices(centroids: np.ndarray, labels: Sequence[str], bank: VoiceBank,
     # a fixed bonus per accepted pair larger than any sum of similarities: count first
     bonus = 2 * min(scores.shape) + 1
     weight = np.where(accepted, bonus + np.nan_to_num(scores), 0.0)
+    from scipy.optimize import linear_sum_assignment  # on first use: keeps `powerseg vad` light
+
     rows, cols = linear_sum_assignment(weight, maximize=True) if weight.size else ([], [])
     named = {int(r): int(c) for r, c in zip(rows, cols) if accepted[r, c]}
     matches = []

@@ -22,3 +22,25 @@ def test_source_checkout_imports_without_install(tmp_path):
     runtime, model = done.stdout.split()
     assert runtime == str(ROOT / "runtime" / "__init__.py")
     assert model == str(ROOT / "models" / "segmentation-3.0.onnx")
+
+
+def test_import_and_vad_load_no_diarization_stack(tmp_path):
+    """The package face is lazy: `import powerseg` and `powerseg vad` load neither scipy nor the
+    diarizer (the cold start a VAD pays)."""
+    import numpy as np
+    import soundfile as sf
+
+    audio = tmp_path / "one_second.wav"
+    sf.write(audio, (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32), 16000)
+    code = ("import sys, powerseg; loaded = {'scipy' in sys.modules, "
+            "'powerseg.runtime.diarizer' in sys.modules}; "
+            "from powerseg.cli import main; "
+            f"assert main(['vad', {str(audio)!r}, '-o', {str(tmp_path / 'out.rttm')!r}, "
+            "'--provider', 'cpu']) == 0; "
+            "loaded |= {'scipy' in sys.modules, 'powerseg.runtime.diarizer' in sys.modules}; "
+            "print(sorted(loaded))")
+    run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[False]"
+    from powerseg import Diarizer, VoiceBank  # the lazy names resolve
+    assert Diarizer.__name__ == "Diarizer" and VoiceBank.__name__ == "VoiceBank"
