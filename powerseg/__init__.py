@@ -1,6 +1,5 @@
 """powerseg: pyannote/segmentation-3.0 and speaker diarization without PyTorch (numpy + onnxruntime)."""
 
-from importlib import import_module
 from pathlib import Path as _Path
 
 __version__ = "0.1.0"
@@ -14,6 +13,8 @@ if (_checkout / "pyproject.toml").is_file() and (_checkout / "runtime" / "__init
 from .errors import (AudioError, CheckpointError, ModelError, OptionError, OutputError,  # noqa: E402
                      PowersegError, ProviderError, StreamClosedError, TooLittleSpeechError,
                      TranscriptError, VoiceBankError)
+from .lazy import lazy_names  # noqa: E402
+
 _LAZY = {**{name: ".runtime" for name in (
     "Diarization", "DiarizationStream", "Diarizer", "DiarizerOptions", "Embedder", "EmbedderOptions",
     "Embedding", "Embeddings", "Segmentation", "Segmenter", "SegmenterOptions", "Turn")},
@@ -26,16 +27,4 @@ __all__ = ["AudioError", "CheckpointError", "Diarization", "DiarizationStream", 
            "TooLittleSpeechError", "TranscriptError", "Turn", "VoiceBank", "VoiceBankError",
            "__version__", "assign_speakers"]
 
-
-def __getattr__(name: str):
-    """The public names, each imported on first use: `import powerseg` and `powerseg vad` do
-    not load the diarization stack (scipy) they do not use."""
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)

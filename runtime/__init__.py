@@ -1,7 +1,7 @@
 """Inference with numpy + onnxruntime only: audio, framing, decoding, aggregation, regions,
 speaker embeddings, clustering, diarization, writers."""
 
-from importlib import import_module
+from powerseg.lazy import lazy_names
 
 _LAZY = {
     "BinarizeOptions": ".binarize", "Region": ".binarize",
@@ -13,16 +13,4 @@ _LAZY = {
 }
 __all__ = sorted(_LAZY)
 
-
-def __getattr__(name: str):
-    """The public names, each imported on first use: `import powerseg` and `powerseg vad` do
-    not load the diarization stack (scipy) they do not use."""
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_names(__name__, _LAZY, __all__)
