@@ -126,6 +126,20 @@ class CachedModel:
         return np.stack([self.cache[key] for key in keys])
 
 
+@pytest.fixture(scope="session")
+def sample(shared: Path) -> Path:
+    """pyannote's sample (30 s, two speakers)."""
+    return shared / "audio" / "pyannote_sample" / "wav" / "sample.wav"
+
+
+@pytest.fixture(scope="session")
+def sample_diarization(sample: Path):
+    """The sample diarized once on CPU: the API result that CLI and transcript tests compare with."""
+    from powerseg import Diarizer
+
+    return Diarizer(providers="cpu")(sample)
+
+
 @pytest.fixture(scope="module")
 def cached(shared):
     """A Segmenter whose real model runs each distinct window once per test module."""

@@ -14,32 +14,20 @@ from powerseg.runtime.writers import rttm_lines
 SETS = ("pyannote_sample", "ami_pyannote_debug", "librispeech_sim_a", "libri_conv_a")
 
 
-@pytest.fixture(scope="module")
-def sample(shared):
-    return SHARED / "audio" / "pyannote_sample" / "wav" / "sample.wav"
-
-
-@pytest.fixture(scope="module")
-def sample_result(sample):
-    from powerseg import Diarizer
-
-    return Diarizer(providers="cpu")(sample)
-
-
-def test_cli_rttm_is_the_api_result(tmp_path, sample, sample_result):
+def test_cli_rttm_is_the_api_result(tmp_path, sample, sample_diarization):
     out = tmp_path / "sample.rttm"
     assert main(["diarize", str(sample), "-o", str(out), "--provider", "cpu"]) == 0
-    assert out.read_text() == "".join(rttm_lines("sample", sample_result.turns()))
+    assert out.read_text() == "".join(rttm_lines("sample", sample_diarization.turns()))
     assert out.read_text().splitlines()[0].split()[7] == "SPEAKER_00"
 
 
-def test_cli_json_exclusive(tmp_path, sample, sample_result):
+def test_cli_json_exclusive(tmp_path, sample, sample_diarization):
     out = tmp_path / "sample.json"
     assert main(["diarize", str(sample), "-o", str(out), "--exclusive", "--provider", "cpu"]) == 0
     document = json.loads(out.read_text())
     assert document["speakers"] == ["SPEAKER_00", "SPEAKER_01"]
     assert [(t["start"], t["end"], t["speaker"]) for t in document["turns"]] == \
-        [(round(t.start, 6), round(t.end, 6), t.speaker) for t in sample_result.exclusive()]
+        [(round(t.start, 6), round(t.end, 6), t.speaker) for t in sample_diarization.exclusive()]
     assert document["options"]["embedding"] == "campplus"
 
 
@@ -110,12 +98,12 @@ def test_plot_diarization(tmp_path, sample):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
 
 
-def test_to_annotation_of_a_diarization(sample_result):
+def test_to_annotation_of_a_diarization(sample_diarization):
     from powerseg.interop import to_annotation
 
-    annotation = to_annotation(sample_result, "sample")
-    assert annotation.labels() == list(sample_result.speakers)
-    assert len(annotation) == len(sample_result.turns())
+    annotation = to_annotation(sample_diarization, "sample")
+    assert annotation.labels() == list(sample_diarization.speakers)
+    assert len(annotation) == len(sample_diarization.turns())
 
 
 def test_presets_resolve_and_unknown_ones_are_refused():

@@ -199,18 +199,6 @@ def test_unknown_output_formats_are_refused():
 
 # ---- real audio -------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def sample(shared):
-    return shared / "audio" / "pyannote_sample" / "wav" / "sample.wav"
-
-
-@pytest.fixture(scope="module")
-def sample_diarization(sample):
-    from powerseg import Diarizer
-
-    return Diarizer(providers="cpu")(sample)
-
-
 def reference_words(shared, step: float = 0.3) -> tuple[list[dict], list[str]]:
     """Words every ``step`` seconds through the sample's reference speech (solo parts only),
     with the reference speaker each belongs to."""
