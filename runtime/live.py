@@ -42,6 +42,10 @@ NEW_SPEAKER_FACTOR = 1.2
 # every frame also has windows where it sits early; live, at a short latency, it has mostly
 # windows where it sits late. (Pooled live DER over the shared sets, benchmarks/live.py.)
 LAST_FRAME_WEIGHT = 0.02
+# A local speaker too brief or overlapped to move a centroid opens a new speaker only this many
+# times farther from every centroid than a reliable one must be (2 gave the lowest pooled live
+# DER at latencies 1 to 10 s among 1 to 4; benchmarks/live.py).
+UNRELIABLE_FACTOR = 2.0
 
 
 class OnlineClustering:
@@ -53,17 +57,24 @@ class OnlineClustering:
     for the offline clustering (alone for a fifth of its window, with an embedding) and
     farther than ``new_speaker_distance(threshold)`` from every centroid opens a new speaker
     while ``max_speakers`` allows; reliable matches add to their centroid (a sum of
-    embeddings: offline's centroids are means). Others are matched to the closest free
-    centroid: a guess is no worse than a miss.
+    embeddings: offline's centroids are means). Others are matched to a free centroid, or,
+    farther than ``UNRELIABLE_FACTOR`` times that distance from every centroid, open one: a
+    voice heard only briefly or in overlap so far is still someone new. An early guess can
+    make one person two speakers: two centroids closer than a new speaker must be are merged
+    into the older (``merges`` tells the timeline), as offline's linkage merges clusters
+    whose centroids are close.
     """
 
     def __init__(self, threshold: float, max_speakers: int | None = None):
         self.new_speaker = new_speaker_distance(threshold)  # cosine distance
         self.max_speakers = max_speakers
         self.sums = np.zeros((0, 0))  # (speakers, dimension) float64
+        self.alias = np.zeros(0, np.int64)  # each speaker's own index, or the one it merged into
+        self.merges: list[tuple[int, int]] = []  # (merged, into) since the caller last took them
 
     @property
     def num_speakers(self) -> int:
+        """Speakers opened so far, merged ones included (their labels were given)."""
         return len(self.sums)
 
     def __call__(self, binarized: np.ndarray, embeddings: np.ndarray) -> np.ndarray:
@@ -73,37 +84,60 @@ class OnlineClustering:
         usable = binarized.any(axis=0) & np.isfinite(embeddings).all(axis=1)
         reliable = np.zeros(binarized.shape[1], dtype=bool)
         reliable[training_pairs(embeddings[None], binarized[None])[1]] = True
-        # the reliable speakers first: they alone may open speakers and move centroids
-        self._match(np.flatnonzero(reliable), embeddings, speakers, may_open=True)
-        self._match(np.flatnonzero(usable & ~reliable), embeddings, speakers, may_open=False)
+        # the reliable speakers first: they alone move centroids
+        self._match(np.flatnonzero(reliable), embeddings, speakers, reliable=True)
+        self._match(np.flatnonzero(usable & ~reliable), embeddings, speakers, reliable=False)
+        self._merge()
+        speakers[speakers >= 0] = self.alias[speakers[speakers >= 0]]
         return speakers
 
     def _match(self, rows: np.ndarray, embeddings: np.ndarray, speakers: np.ndarray,
-               may_open: bool) -> None:
+               reliable: bool) -> None:
         """One-to-one: ``rows`` to the speakers no other local speaker took (or new ones)."""
-        known = self.num_speakers
-        free = np.setdiff1d(np.arange(known), speakers[speakers >= 0])
-        room = 0 if not may_open else len(rows) if self.max_speakers is None else \
-            max(0, min(len(rows), self.max_speakers - known))
+        alive = np.flatnonzero(self.alias == np.arange(self.num_speakers))
+        free = np.setdiff1d(alive, speakers[speakers >= 0])
+        room = len(rows) if self.max_speakers is None else \
+            max(0, min(len(rows), self.max_speakers - self.num_speakers))
         if len(rows) == 0 or len(free) + room == 0:
             return
         vectors = np.asarray(embeddings[rows], dtype=np.float64)
-        distance = cdist(vectors, self.sums, metric="cosine") if known else \
-            np.zeros((len(rows), 0))
-        cost = np.full((len(rows), len(free) + room), self.new_speaker)
+        distance = np.full((len(rows), self.num_speakers), np.inf)
+        if len(alive):
+            distance[:, alive] = cdist(vectors, self.sums[alive], metric="cosine")
+        limit = self.new_speaker if reliable else self.new_speaker * UNRELIABLE_FACTOR
+        cost = np.full((len(rows), len(free) + room), limit)
         cost[:, :len(free)] = distance[:, free]
         for row, column in zip(*linear_sum_assignment(cost)):
             if column < len(free):
                 speaker = free[column]
-            elif known and distance[row].min() < self.new_speaker:
+            elif distance[row].min(initial=np.inf) < limit:
+                if not reliable:
+                    continue  # near a speaker another local speaker took: no guess
                 speaker = int(np.argmin(distance[row]))  # close to a taken one: the same person
             else:
                 self.sums = np.vstack([self.sums.reshape(-1, len(vectors[row])), vectors[row]])
+                self.alias = np.append(self.alias, len(self.alias))
                 speakers[rows[row]] = len(self.sums) - 1
                 continue
             speakers[rows[row]] = speaker
-            if may_open:
+            if reliable:
                 self.sums[speaker] += vectors[row]
+
+    def _merge(self) -> None:
+        """Merge the closest two centroids into the older while closer than a new speaker."""
+        while True:
+            alive = np.flatnonzero(self.alias == np.arange(self.num_speakers))
+            if len(alive) < 2:
+                return
+            distance = cdist(self.sums[alive], self.sums[alive], metric="cosine")
+            distance[np.tril_indices(len(alive))] = np.inf
+            first, second = np.unravel_index(np.argmin(distance), distance.shape)
+            if not distance[first, second] < self.new_speaker:
+                return
+            into, merged = alive[first], alive[second]  # first < second: the older keeps it
+            self.sums[into] += self.sums[merged]
+            self.alias[self.alias == merged] = into
+            self.merges.append((int(merged), int(into)))
 
 
 class LiveTimeline:
@@ -156,6 +190,13 @@ class LiveTimeline:
         self.counts[start:end] += weight * rows.sum(axis=1)
         self.weights[start:end] += weight
         self.held = max(self.held, end)
+
+    def merge(self, merged: int, into: int) -> None:
+        """``merged`` is ``into`` from now on: its votes on the frames not decided yet move
+        to ``into``; what it was given so far stays as it was emitted."""
+        if merged < self.votes.shape[1]:  # into < merged: older
+            self.votes[:, into] += self.votes[:, merged]
+            self.votes[:, merged] = 0
 
     def _reserve(self, frames: int, speakers: int) -> None:
         if frames <= len(self.weights) and speakers <= self.votes.shape[1]:
@@ -320,7 +361,11 @@ class LiveLabels:
             if self.windows:
                 self._ready += self.timeline.decide(self._horizon())
                 self._ready += self.timeline.cut()
-            self.timeline.add(self.windows, active, self.clustering(active, vectors))
+            speakers = self.clustering(active, vectors)
+            for merged, into in self.clustering.merges:
+                self.timeline.merge(merged, into)
+            self.clustering.merges.clear()
+            self.timeline.add(self.windows, active, speakers)
             self.windows += 1
 
     def advance(self, seconds: float) -> list[Region]:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 
 import numpy as np
+from scipy.spatial.distance import cdist
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -169,6 +170,31 @@ def test_one_window_never_maps_two_local_speakers_to_one(diarizer, windows):
         assert np.all(hard[~active.any(axis=0)] == -1), "a silent local speaker got a speaker"
 
 
+def test_close_speakers_merge_into_the_older_and_stay_merged(diarizer, windows):
+    live = live_labels(diarizer, 5.0)
+    clustering, merged = live.clustering, {}
+    for active, vectors in zip(*windows):
+        live.add(active[None], vectors[None])
+        hard = live.clustering.alias[np.arange(clustering.num_speakers)]
+        merged.update({s: int(hard[s]) for s in range(len(hard)) if hard[s] != s})
+        assert all(into < s for s, into in merged.items()), "the older speaker keeps its label"
+        timeline = live.timeline
+        for s in merged:
+            if s < timeline.votes.shape[1]:
+                assert not timeline.votes[:timeline.held, s].any(), "votes moved to the older"
+        alive = [s for s in range(clustering.num_speakers) if s not in merged]
+        distance = cdist(clustering.sums[alive], clustering.sums[alive], metric="cosine")
+        assert np.all(distance[np.triu_indices(len(alive), 1)] >= clustering.new_speaker)
+    assert merged, "tst00 opens a speaker that later proves to be an earlier one"
+    again, gone = OnlineClustering(diarizer.options.clustering_threshold), set()
+    for active, vectors in zip(*windows):
+        hard = again(active, vectors)
+        gone |= {m for m, _ in again.merges}
+        again.merges.clear()
+        assert not set(hard.tolist()) & gone, "a merged speaker is never given again"
+    assert gone == set(merged)
+
+
 # ---- the stream, on real audio --------------------------------------------------------------
 
 
@@ -297,11 +323,11 @@ def test_cli_bad_options(capsys, argv, message):
 
 # ---- accuracy on every shared file ----------------------------------------------------------
 
-# Measured (benchmarks/live.py, README): pooled offline DER 15.9 %; live 22.4 % at 2 s and
-# 19.0 % at 5 s; 93.4 % of the final speaker time has the same speaker live at 5 s. The bars
-# leave a margin for onnxruntime builds whose rounding moves a few embeddings.
-MAX_EXTRA_DER = {2.0: 7.0, 5.0: 3.6}  # percentage points above offline
-MIN_AGREEMENT_5S = 0.925
+# Measured (benchmarks/live.py, README): pooled offline DER 15.9 %; live 21.2 % at 2 s and
+# 17.7 % at 5 s; 95.5 % of the final speaker time has the same speaker live at 5 s. The bars
+# are the goals (issue #21): 6 and 3 points above offline, 95 % agreement.
+MAX_EXTRA_DER = {2.0: 6.0, 5.0: 3.0}  # percentage points above offline
+MIN_AGREEMENT_5S = 0.95
 
 
 @pytest.mark.slow
