@@ -271,7 +271,9 @@ class Stream:
     def _submit(self, windows: list[Window], last: bool, live: bool = False) -> None:
         """Windows in order to the model, in batches of ``batch_size``; the ``last`` ones of a
         push spread over the workers instead, for the lowest latency (and, ``live``, a lone one
-        with nothing else running over all the cores where the model gains from it).
+        with nothing else running over all the cores where the model gains from it; not when
+        ``on_windows`` follows, as a diarization stream's embeddings do: they take most of the
+        window's time, and a run over two cores costs more CPU than on one).
 
         Batches run while the next samples are read and their windows made; results are taken
         in order once one more batch waits than there are workers (so a worker finds the next
@@ -284,7 +286,8 @@ class Stream:
         for i in range(0, len(windows), size):
             group = windows[i:i + size]
             samples = np.stack([w.samples for w in group]) if self._on_windows else None
-            lone = live and len(windows) == 1 and not self._running
+            lone = live and len(windows) == 1 and not self._running and \
+                self._on_windows is None
             infer = self._model.infer_lone if lone else self._model.infer_async
             self._running.append((samples, infer(stack(group))))
             self._made += len(group)
