@@ -42,6 +42,9 @@ NEW_SPEAKER_FACTOR = 1.2
 # every frame also has windows where it sits early; live, at a short latency, it has mostly
 # windows where it sits late. (Pooled live DER over the shared sets, benchmarks/live.py.)
 LAST_FRAME_WEIGHT = 0.02
+# A turn still going on is emitted in pieces that end on this grid (seconds): its moments are
+# labelled within the latency plus this (plus the compute of the window that decides them).
+PIECE_SECONDS = 0.1
 # A local speaker too brief or overlapped to move a centroid opens a new speaker only this many
 # times farther from every centroid than a reliable one must be (2 gave the lowest pooled live
 # DER at latencies 1 to 10 s among 1 to 4; benchmarks/live.py).
@@ -334,6 +337,7 @@ class LiveLabels:
         self.timeline = LiveTimeline(framing, max_speakers, min_duration_off,
                                      None if voices is None else self._voice)
         self.windows = 0  # windows clustered so far
+        self._piece = max(1, round(PIECE_SECONDS / framing.spec.frame_step))  # frames
         self._ready: list[Region] = []  # turns decided and not taken yet
 
     def _voice(self, speaker: int) -> str | None:
@@ -354,13 +358,10 @@ class LiveLabels:
         return self.framing.chunk_start(chunk) + self.framing.spec.window
 
     def add(self, binarized: np.ndarray, embeddings: np.ndarray) -> None:
-        """Windows (in order): first decide the frames the next one must not vote on, and cut
-        the turns going on there. Cuts fall where windows begin, never where a push happened
-        to end, so any push sizes give the same pieces."""
+        """Windows (in order): first decide the frames the next one must not vote on."""
         for active, vectors in zip(binarized, embeddings):
             if self.windows:
-                self._ready += self.timeline.decide(self._horizon())
-                self._ready += self.timeline.cut()
+                self._decide(self._horizon())
             speakers = self.clustering(active, vectors)
             for merged, into in self.clustering.merges:
                 self.timeline.merge(merged, into)
@@ -372,10 +373,21 @@ class LiveLabels:
         """``seconds`` of audio are in: the turns final since the last call, by their end.
         Frames wait for the windows that end before their deadline, even those still running."""
         if self.windows:
-            self._ready += self.timeline.decide(min(self._upto(seconds, strict=False),
-                                                    self._horizon()))
+            self._decide(min(self._upto(seconds, strict=False), self._horizon()))
         out, self._ready = self._ready, []
         return out
+
+    def _decide(self, upto: int) -> None:
+        """Decide the frames before ``upto``, cutting the turns going on at each multiple of
+        ``PIECE_SECONDS`` on the way: cuts fall on a fixed grid, never where a push happened
+        to end, so any push sizes give the same pieces."""
+        timeline = self.timeline
+        while (point := (timeline.decided // self._piece + 1) * self._piece) <= upto:
+            self._ready += timeline.decide(point)
+            if timeline.decided < point:  # no window covers the frames up to it yet
+                return
+            self._ready += timeline.cut()
+        self._ready += timeline.decide(upto)
 
     def _horizon(self) -> int:
         """The frames decided before the next window: the last its end does not concern."""
@@ -383,7 +395,9 @@ class LiveLabels:
 
     def flush(self) -> list[Region]:
         """Every window is in: decide the rest of the timeline, close every turn."""
-        out = self._ready + self.timeline.flush(timeline_frames(self.framing, self.windows))
+        frames = timeline_frames(self.framing, self.windows)
+        self._decide(frames)
+        out = self._ready + self.timeline.flush(frames)
         self._ready = []
         return out
 
@@ -408,7 +422,8 @@ class DiarizationStream:
         self._stream = diarizer.segmenter.stream(sample_rate=sample_rate,
                                                  on_windows=self._rounds)
         self._frames = FrameParts()  # the stream's final frame scores, for the offline result
-        self._emitted: list[Region] = []  # every live turn, for the label mapping
+        self._heard: list[Region] = []  # every live turn, pieces joined: the label mapping's
+        self._last: dict[str, int] = {}  # label -> index of its latest turn in ``_heard``
         self._closed = False
 
     def push(self, samples: np.ndarray, sample_rate: int | None = None) -> list[Turn]:
@@ -418,7 +433,7 @@ class DiarizationStream:
         self._frames.add(self._stream.push(samples, sample_rate))
         rate = self._diarizer.segmenter.spec.sample_rate
         out = self.live.advance(self._stream.samples_pushed / rate)
-        self._emitted += out
+        self._remember(out)
         return [Turn(*t) for t in out]
 
     def flush(self) -> LiveEnd:
@@ -431,17 +446,28 @@ class DiarizationStream:
         segmentation = segmenter.result(self._frames, self._stream)
         self._frames = FrameParts()
         last = self.live.flush()
-        self._emitted += last
+        self._remember(last)
         result = self._diarizer.finish(segmentation, self._rounds, source="stream",
                                        **self._asked)
         final = [Region(t.start, t.end, t.speaker) for t in result.turns()]
-        labels = speaker_mapping(self._emitted, final)
+        labels = speaker_mapping(self._heard, final)
         return LiveEnd([Turn(*t) for t in last], result, labels)
 
     @property
     def samples_pushed(self) -> int:
         """Samples pushed so far, at the model's rate."""
         return self._stream.samples_pushed
+
+    def _remember(self, turns: list[Region]) -> None:
+        """Keep the live turns for the mapping, a piece that continues its speaker's last turn
+        joined to it: ten pieces a second of speech would otherwise pile up over hours."""
+        for turn in turns:
+            last = self._last.get(turn.label)
+            if last is not None and self._heard[last].end == turn.start:
+                self._heard[last] = Region(self._heard[last].start, turn.end, turn.label)
+            else:
+                self._last[turn.label] = len(self._heard)
+                self._heard.append(turn)
 
     def _check_open(self) -> None:
         if self._closed:

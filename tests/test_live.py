@@ -23,7 +23,7 @@ from conftest import SHARED
 from powerseg.cli import main
 from powerseg.errors import AudioError, OptionError, StreamClosedError
 from powerseg.runtime.audio import load_audio
-from powerseg.runtime.live import LiveLabels, OnlineClustering
+from powerseg.runtime.live import PIECE_SECONDS, LiveLabels, OnlineClustering
 from powerseg.runtime.writers import rttm_lines
 
 SAMPLE = SHARED / "audio" / "pyannote_sample" / "wav" / "sample.wav"
@@ -127,27 +127,30 @@ def joined(turns: list) -> dict[str, list[tuple[float, float]]]:
 
 @pytest.mark.parametrize("latency", [1.0, 2.0, 5.0])
 def test_a_turn_going_on_is_emitted_in_pieces_not_at_its_end(diarizer, windows, latency):
-    """When window k > 0 (ending at W) is in, every moment up to W - latency has its label,
-    less four frames (68 ms: at a latency of one step the last frames before W - latency lie
+    """With the audio in up to T (windows in up to the last that ends by T), every moment up to
+    T - latency has its label, less one piece (``PIECE_SECONDS``: cuts fall on a fixed grid)
+    and four frames (68 ms: at a latency of one step the last frames before T - latency lie
     past the previous window's last frame): a turn still going on is not held back until it
-    ends. (Cuts fall where windows begin, so the first window's frames wait for the second.)"""
+    ends. (The first window's frames wait for the second.)"""
     binarized, embeddings = windows
     framing = diarizer.segmenter.framing
     live = live_labels(diarizer, latency)
     calls = []
     for k in range(len(binarized)):
         live.add(binarized[k:k + 1], embeddings[k:k + 1])
-        seconds = framing.chunk_start(k) + framing.spec.window
-        calls.append((seconds, live.advance(seconds)))
-    final = joined([t for _, out in calls for t in out] + live.flush())
+        for part in (0.0, 0.25, 0.5, 0.75):  # pushes between windows
+            seconds = framing.chunk_start(k) + framing.spec.window + part * framing.step
+            calls.append((k, seconds, live.advance(seconds)))
+    final = joined([t for _, _, out in calls for t in out] + live.flush())
     emitted: list = []
     pieces = 0
-    for k, (seconds, out) in enumerate(calls):
+    lag = latency + PIECE_SECONDS + 4 * framing.spec.frame_step
+    for k, seconds, out in calls:
         emitted += out
         if k == 0:
             continue
         pieces += sum(1 for t in out if any(a < t.end < b for a, b in final[t.label]))
-        so_far, certain = joined(emitted), seconds - latency - 4 * framing.spec.frame_step
+        so_far, certain = joined(emitted), seconds - lag
         for speaker, spans in final.items():
             due = [(a, min(b, certain)) for a, b in spans if a < certain]
             assert all(any(c <= a and b <= d for c, d in so_far.get(speaker, []))
