@@ -105,6 +105,14 @@ def live_stream(variant: str, threads: int, provider: str, signal: np.ndarray,
     return push
 
 
+def one_shot(threads: int, provider: str, chunk: np.ndarray):
+    """A whole ``Segmenter()`` call on one 10 s array (what a caller of the API waits for)."""
+    from powerseg import Segmenter
+
+    seg = Segmenter(threads=threads, providers=provider)
+    return lambda: seg(chunk, sample_rate=16000, activations=False)
+
+
 def pair_parts(variant: str, threads: int, provider: str, signal: np.ndarray) -> dict:
     """What a live window costs on the pair, part by part: the front on one step of audio, and
     the tail on one window (as a lone run: spread over the cores where that is faster)."""

@@ -39,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 from accuracy import section_accuracy
-from contenders import (live_stream, load_pyannote, load_torch, onnx_model, pair_parts,
-                         pyannote_status)
+from contenders import (live_stream, load_pyannote, load_torch, one_shot, onnx_model,
+                         pair_parts, pyannote_status)
 from e2e import section_end_to_end
 from footprint import section_cold_start, section_peak_rss
 from latency import section_latency
@@ -166,6 +166,7 @@ def main(argv=None) -> int:
             live.update(pair_parts(v, args.threads, args.provider, distinct))
         live["stream fp32: 1 s push, full model"] = live_stream(
             "fp32", args.threads, args.provider, distinct, shared_front=False)
+        live["Segmenter() on one 10 s array"] = one_shot(args.threads, args.provider, chunks[0])
     section("latency", "latency_batch1_ms",
             lambda: section_latency(contenders, chunks, 40 if q else 200, live))
     for n, s in doc.get("latency_batch1_ms", {}).items() if "latency" not in args.skip else ():

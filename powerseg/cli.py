@@ -75,7 +75,8 @@ def _model_options(parser: argparse.ArgumentParser, soft: bool = True,
     """``step=None`` for diarization: the preset's step unless --step is given."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", default="fp32",
-                       help="fp32 (default), int8, fp16 (for GPUs), or an .onnx path")
+                       help="fp32 (default), int8, auto (the faster of the two on this CPU, "
+                       "measured once and cached), fp16 (for GPUs), or an .onnx path")
     group.add_argument("--step", type=_positive_float, default=step,
                        help="seconds between 10 s windows (default 1.0, as pyannote)")
     group.add_argument("--batch-size", type=_positive_int, default=2,
@@ -295,7 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="model metadata, providers and versions")
     p.add_argument("--model", default="fp32",
-                   help="segmentation model to describe: fp32 (default), int8, fp16 or a path")
+                   help="segmentation model to describe: fp32 (default), int8, auto (says "
+                   "which variant it runs here), fp16 or a path")
     p.add_argument("--embedding-model", default="campplus",
                    help="speaker-embedding model to describe: campplus (default) or a path")
 
@@ -722,17 +724,23 @@ def _info(args: argparse.Namespace) -> int:
     import onnxruntime
 
     from powerseg.models import shared_tail_path
+    from powerseg.runtime.auto_model import AUTO, choose_variant
     from powerseg.runtime.cpu import cpu_info
     from powerseg.runtime.embedder import EmbeddingModel
     from powerseg.runtime.model import OnnxModel
 
-    model = OnnxModel(args.model, providers="auto")
+    variant = args.model
     print(f"powerseg {__version__}, numpy {numpy.__version__}, onnxruntime {onnxruntime.__version__}")
     print(f"cpu: {cpu_info().describe()}")
     print(f"available providers: {', '.join(onnxruntime.get_available_providers())}")
+    if variant == AUTO:
+        choice = choose_variant("auto")
+        print(f"model auto runs: {choice.describe()}")
+        variant = choice.variant
+    model = OnnxModel(variant, providers="auto")
     print(f"model: {model.path}")
     print(f"provider used: {model.provider}")
-    tail = shared_tail_path(args.model) if isinstance(args.model, str) else None
+    tail = shared_tail_path(variant) if isinstance(variant, str) else None
     if tail is not None:
         print(f"runs as: on CPU, by default, the shared front/tail pair ({tail.name} and its "
               f"front) for steps of whole conv strides up to {_pair_max_step(model):g} s; this "

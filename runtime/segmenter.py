@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from powerseg.errors import AudioError, OptionError
 from powerseg.models import shared_tail_path
 
 from .audio import ACCEPTED, audio_input, blocks, duration_of, prepare
+from .auto_model import AUTO, Choice, choose_variant
 from .binarize import BinarizeOptions, Region, binarize
 from .framing import Framing
 from .front import PAIR_MAX_STEP
@@ -32,7 +34,7 @@ def options_repr(pipeline, state: str) -> str:
 class SegmenterOptions:
     """Everything that decides a result; returned with it, so a result says how it was made."""
 
-    model: str = "fp32"  # "fp32", "int8" or the path of an .onnx file
+    model: str = "fp32"  # "fp32", "int8", "auto" (the faster on this CPU) or an .onnx path
     step: float = 1.0  # seconds between window starts (pyannote's default for this model)
     batch_size: int = 2  # windows per model call; one call per core runs at once (memory)
     threads: int | None = None  # onnxruntime intra-op threads; None = one per core
@@ -133,7 +135,10 @@ class Segmenter:
         self.options = options or SegmenterOptions(model=model, step=step, batch_size=batch_size,
                                                    threads=threads, providers=providers, soft=soft,
                                                    shared_front=shared_front)
+        self.choice: Choice | None = None  # with model "auto": the variant it runs, and why
         self.model = self._load()
+        self._whole: OnnxModel | None = None  # the full model, for one-window arrays
+        self._whole_lock = threading.Lock()
         self.spec = self.model.spec
         # A window's frames span a little less than the window itself (589 frames of 16.875 ms
         # in 10 s): a larger step would leave frames between windows with no score at all.
@@ -156,13 +161,17 @@ class Segmenter:
         strides, at most ``PAIR_MAX_STEP`` of a window), else the model named (the full one:
         its own front per window)."""
         o = self.options
-        tail = shared_tail_path(o.model) if o.shared_front and isinstance(o.model, str) else None
+        variant = o.model
+        if variant == AUTO:  # the faster of fp32 and int8 on this CPU (runtime/auto_model.py)
+            self.choice = choose_variant(o.providers, o.threads, o.batch_size)
+            variant = self.choice.variant
+        tail = shared_tail_path(variant) if o.shared_front and isinstance(variant, str) else None
         if tail is not None and resolve_providers(o.providers)[0] == CPU:
             pair = OnnxModel(tail, o.threads, o.providers)
             step = round(o.step * pair.spec.sample_rate)
             if pair.accepts_step(step) and step <= PAIR_MAX_STEP * pair.spec.window_samples:
                 return pair
-        return OnnxModel(o.model, o.threads, o.providers)
+        return OnnxModel(variant, o.threads, o.providers)
 
     def __repr__(self) -> str:
         return options_repr(self, f"provider={self.provider!r}, pair={self.shared_front}")
@@ -201,26 +210,42 @@ class Segmenter:
         work at once (the exception propagates)."""
         audio, sample_rate = audio_input(audio, sample_rate)
         total = duration_of(audio, sample_rate)
-        stream = self.stream(keep_activations=activations, on_windows=on_windows,
-                             hook=None if hook is None else
-                             lambda stage, payload: hook(stage, {**payload, "total": total}))
+        progress = None if hook is None else \
+            lambda stage, payload: hook(stage, {**payload, "total": total})
+        parts = FrameParts()
         if isinstance(audio, (str, os.PathLike)):
             if sample_rate is not None:
                 raise OptionError("sample_rate is only for arrays: files carry their own")
-            parts = FrameParts()
+            stream = self.stream(keep_activations=activations, on_windows=on_windows,
+                                 hook=progress)
             for block in blocks(Path(audio), self.spec.sample_rate):
                 parts.add(stream.push(block, wait=False))
         else:
             if sample_rate is None:
                 raise OptionError(f"sample_rate is required with an array input (audio: {ACCEPTED})")
-            parts = FrameParts()
-            parts.add(stream.push(prepare(audio, sample_rate, self.spec.sample_rate), wait=False))
+            samples = prepare(audio, sample_rate, self.spec.sample_rate)
+            stream = Stream(self, keep_activations=activations, on_windows=on_windows,
+                            hook=progress, model=self._one_window_model(len(samples)))
+            parts.add(stream.push(samples, wait=False))
         self.check_length(stream, audio if isinstance(audio, (str, os.PathLike)) else "array")
         parts.add(stream.flush())
         result = self.result(parts, stream)
         if hook is not None:
             hook("segmentation", {"seconds": result.duration, "total": result.duration})
         return result
+
+    def _one_window_model(self, samples: int) -> OnnxModel | None:
+        """The full model for an array of one window (made on first use), where a pair runs:
+        the pair's front pays off over overlapping windows, and for one window its block
+        runs cost more than the full model's own front (benchmarks/README.md)."""
+        if not self.shared_front or samples > self.spec.window_samples:
+            return None
+        with self._whole_lock:
+            if self._whole is None:
+                o = self.options
+                self._whole = OnnxModel(self.choice.variant if self.choice else o.model,
+                                        o.threads, o.providers)
+        return self._whole
 
     def check_length(self, stream: Stream, source: str | os.PathLike) -> None:
         """An AudioError naming ``source`` when what was pushed cannot make one output frame."""

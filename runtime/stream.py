@@ -27,6 +27,7 @@ from .powerset import overlap_score, speaker_count, speech_score, to_multilabel
 from .windows import Window, stack
 
 if TYPE_CHECKING:
+    from .model import OnnxModel
     from .segmenter import Segmenter
 
 # Called with each batch of windows, in order, and their per-speaker activations:
@@ -108,8 +109,8 @@ class Stream:
     def __init__(self, segmenter: Segmenter, keep_activations: bool = False,
                  sample_rate: int | None = None, vad: BinarizeOptions | None = None,
                  osd: BinarizeOptions | None = None, on_windows: WindowHook | None = None,
-                 hook: StageHook | None = None):
-        self._model = segmenter.model
+                 hook: StageHook | None = None, model: OnnxModel | None = None):
+        self._model = model or segmenter.model  # another of the same weights (one window)
         self._options = segmenter.options
         self.framing: Framing = segmenter.framing
         spec = self.framing.spec

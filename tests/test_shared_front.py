@@ -198,3 +198,21 @@ def test_the_options_say_which_path_ran(tmp_path):
     assert pair["options"]["shared_front"] is True and full["options"]["shared_front"] is False
     assert pair["regions"] == full["regions"]
     assert not Diarizer(shared_front=False, providers="cpu").segmenter.shared_front
+
+
+@pytest.mark.parametrize("seconds", [10.0, 4.0])
+def test_an_array_of_one_window_runs_the_full_model(seconds):
+    """For one window the pair's block runs cost more than the full model's own front
+    (benchmarks/README.md): a one-window array takes the full model, with its exact scores;
+    a longer one keeps the pair."""
+    audio = load_audio(sample_path(), RATE)
+    one, longer = audio[:round(seconds * RATE)], audio[:15 * RATE]
+    seg, full = Segmenter(soft=True), Segmenter(soft=True, shared_front=False)
+    assert seg.shared_front
+    a, b = seg(one, sample_rate=RATE), full(one, sample_rate=RATE)
+    np.testing.assert_array_equal(a.speech, b.speech)
+    np.testing.assert_array_equal(a.activations, b.activations)
+    assert seg._whole is not None and seg._whole.path == model_path("fp32")
+    pair = Segmenter(soft=True)
+    pair(longer, sample_rate=RATE)
+    assert pair._whole is None
