@@ -25,6 +25,7 @@ from .audio import audio_input
 from .presets import PRESETS, PYANNOTE_MIN_CLUSTER_SIZE
 from .clustering import Clusters, cluster
 from .embedder import Embedder
+from .options import keywords_or_options
 from .reconstruct import column_turns, reconstruct, speaker_count, speaker_labels
 from .segmenter import Segmentation, Segmenter, options_repr
 from .session import OnnxSession, trim_heap
@@ -247,6 +248,7 @@ class Diarizer:
     Holds no per-call state: one instance can serve many threads at once.
     """
 
+    @keywords_or_options(DiarizerOptions)
     def __init__(self, segmentation: str | os.PathLike = "fp32",
                  embedding: str | os.PathLike = "campplus", step: float = 1.0,
                  threshold: float | None = None, min_cluster_size: int = 12,
@@ -280,7 +282,8 @@ class Diarizer:
 
     def _release_memory(self) -> None:
         """Both models' arenas, and the C heap's free pages, back to the system before
-        clustering: with its N^2 distance matrix on top, they made the peak (benchmarks/README.md)."""
+        clustering: with the clustering's arrays on top, they made the peak
+        (benchmarks/README.md)."""
         for model in (self.segmenter.model, self.embedder.model):
             if isinstance(model, OnnxSession):
                 model.release_memory()

@@ -15,6 +15,7 @@ from powerseg.models import SPEAKER_EMBEDDING
 
 from .audio import ACCEPTED, audio_input, check_finite, load_audio, prepare
 from .fbank import FbankOptions, features
+from .options import keywords_or_options
 from .session import OnnxSession
 from .stream import StageHook
 
@@ -156,6 +157,7 @@ class Embeddings:
 class Embedder:
     """Speaker embeddings with onnxruntime, no torch. One instance can serve many threads."""
 
+    @keywords_or_options(EmbedderOptions)
     def __init__(self, model: str | os.PathLike = "campplus", threads: int | None = None,
                  providers: str | list | tuple = "auto", options: EmbedderOptions | None = None):
         self.options = options or EmbedderOptions(model=model, threads=threads, providers=providers)

@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from powerseg.errors import ModelError
+from powerseg.errors import ModelError, OptionError
 
 F32 = np.float32
 
@@ -43,12 +43,12 @@ class FbankOptions:
         # Only what this implementation computes; anything else would be silently wrong.
         if self.window != "povey" or not self.snip_edges or self.dither != 0 \
                 or not self.remove_dc_offset:
-            raise ValueError("only window povey, snip_edges, dither 0 and remove_dc_offset are "
-                             "implemented")
+            raise OptionError("only window povey, snip_edges, dither 0 and remove_dc_offset "
+                              "are implemented")
         if not (0 < self.frame_shift_samples and 2 <= self.frame_length_samples <= self.fft_size
                 and 0 <= self.low_freq < self.high_freq <= self.sample_rate / 2
                 and self.num_mel_bins > 0 and self.log_floor > 0):
-            raise ValueError(f"inconsistent fbank settings {self}")
+            raise OptionError(f"inconsistent fbank settings {self}")
 
     def num_frames(self, num_samples: int) -> int:
         """Frames of ``num_samples`` samples (0 when shorter than one frame)."""

@@ -18,6 +18,7 @@ from .binarize import BinarizeOptions, Region, binarize
 from .framing import Framing
 from .front import PAIR_MAX_STEP
 from .model import OnnxModel
+from .options import keywords_or_options
 from .providers import CPU, resolve_providers
 from .stream import FrameParts, StageHook, Stream, WindowHook
 
@@ -128,6 +129,7 @@ class Segmenter:
     Holds no per-call state: one instance can serve many threads at once.
     """
 
+    @keywords_or_options(SegmenterOptions)
     def __init__(self, model: str | os.PathLike = "fp32", step: float = 1.0, batch_size: int = 2,
                  threads: int | None = None, providers: str | list | tuple = "auto",
                  soft: bool = False, shared_front: bool = True,

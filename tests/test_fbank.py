@@ -140,3 +140,12 @@ def test_filter_by_filter_product_is_the_dense_one(bins, low):
     assert ours.shape == (50, bins) and ours.dtype == np.float32
     # float32 sums of up to ~20 positive terms: a few ulps (measured <= 3e-7)
     np.testing.assert_allclose(ours, dense, rtol=2e-6, atol=0)
+
+
+@pytest.mark.parametrize("settings", [dict(dither=1.0), dict(window="hamming"),
+                                      dict(low_freq=9000.0), dict(num_mel_bins=0)])
+def test_unsupported_fbank_settings_are_option_errors(settings):
+    from powerseg.errors import OptionError
+
+    with pytest.raises(OptionError, match="only window povey|inconsistent fbank settings"):
+        FbankOptions(**settings)

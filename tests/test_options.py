@@ -1,0 +1,49 @@
+"""The constructors and their frozen Options: the same names and defaults, one way in."""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import MISSING, fields
+
+import pytest
+
+from powerseg.errors import OptionError
+from powerseg.runtime import (Diarizer, DiarizerOptions, Embedder, EmbedderOptions, Segmenter,
+                              SegmenterOptions)
+
+PAIRS = [(Segmenter, SegmenterOptions), (Embedder, EmbedderOptions), (Diarizer, DiarizerOptions)]
+NOT_OPTIONS = {"self", "options", "voices", "voice_threshold"}  # the Diarizer's voice bank
+
+
+@pytest.mark.parametrize("constructor, options", PAIRS, ids=lambda x: x.__name__)
+def test_constructor_keywords_are_the_options_fields(constructor, options):
+    """As faster-whisper keeps two pipelines' signatures identical: a field added to one and
+    not the other fails here."""
+    keywords = {name: p.default for name, p in inspect.signature(constructor).parameters.items()
+                if name not in NOT_OPTIONS}
+    defaults = {f.name: f.default for f in fields(options)}
+    assert keywords == defaults
+    assert MISSING not in defaults.values()
+
+
+@pytest.mark.parametrize("constructor, options, given", [
+    (Segmenter, SegmenterOptions, dict(step=2.0)),
+    (Embedder, EmbedderOptions, dict(threads=1)),
+    (Diarizer, DiarizerOptions, dict(min_cluster_size=3)),
+], ids=["Segmenter", "Embedder", "Diarizer"])
+def test_keywords_beside_options_are_refused(constructor, options, given):
+    name = next(iter(given))
+    with pytest.raises(OptionError, match=f"{constructor.__name__}: give either keywords or "
+                       f"options=, not both \\({name} would be ignored"):
+        constructor(**given, options=options(providers="cpu"))
+
+
+def test_a_positional_model_beside_options_is_refused():
+    with pytest.raises(OptionError, match="model would be ignored"):
+        Segmenter("int8", options=SegmenterOptions(providers="cpu"))
+
+
+def test_options_alone_and_keywords_alone_give_the_same_object():
+    by_options = Segmenter(options=SegmenterOptions(step=2.0, providers="cpu"))
+    by_keywords = Segmenter(step=2.0, providers="cpu")
+    assert by_options.options == by_keywords.options
