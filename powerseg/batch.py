@@ -8,6 +8,7 @@ the output bytes of one input. The local batch mode (``run``) and the Ray cluste
 from __future__ import annotations
 
 import io
+import json
 import sys
 import threading
 import time
@@ -183,6 +184,18 @@ class Summary:
         return (f"powerseg: {len(self.done)} done, {len(self.skipped)} skipped (output exists), "
                 f"{len(self.failed)} failed")
 
+    def json(self) -> str:
+        """``_powerseg_summary.json``, the same from a local run and from a Ray run."""
+        return json.dumps({
+            "summary": self.line(),
+            "done": sorted(str(p) for p in self.done),
+            "skipped": sorted(str(p) for p in self.skipped),
+            "failed": [{"input": str(p), "error": why} for p, why in sorted(self.failed)],
+        }, indent=1) + "\n"
+
+
+SUMMARY_NAME = "_powerseg_summary.json"  # what a batch run did, beside its outputs
+
 
 class Interrupted(KeyboardInterrupt):
     """A batch stopped by Ctrl-C (or SIGTERM): the work in progress abandoned, its temporary
@@ -314,6 +327,7 @@ def run(files: list[Path], output_dir: Path, suffix: str, work: Work, jobs: int 
     targets = output_paths(files, output_dir, suffix)
     if not targets:
         raise AudioNotFoundError("no input files")
+    check_summary_name(targets.values())
     summary = Summary()
     progress = progress or Progress(len(targets))
     stop = threading.Event()
@@ -355,4 +369,12 @@ def run(files: list[Path], output_dir: Path, suffix: str, work: Work, jobs: int 
     finally:
         pool.shutdown(wait=True)
     progress.close()
+    with atomic_output(output_dir / SUMMARY_NAME) as out:
+        out.write(summary.json())
     return summary
+
+
+def check_summary_name(targets) -> None:
+    """No input may write over the run's summary."""
+    if any(Path(target).name == SUMMARY_NAME for target in targets):
+        raise OptionError(f"an input would write {SUMMARY_NAME}, the run's summary; rename it")

@@ -29,7 +29,7 @@ from pathlib import Path
 from powerseg import batch
 from powerseg.errors import OptionError, OutputError, PowersegError
 
-SUMMARY_NAME = "_powerseg_summary.json"
+SUMMARY_NAME = batch.SUMMARY_NAME
 PART_SUFFIX = ".part"
 
 
@@ -139,8 +139,7 @@ def run(task: batch.Task, files: list[Path], output: str | os.PathLike, address:
     targets = batch.output_paths(files, Path("."), task.suffix)  # names, clashes refused
     if not targets:
         raise batch.AudioNotFoundError("no input files")
-    if any(target.name == SUMMARY_NAME for target in targets.values()):
-        raise OptionError(f"an input would write {SUMMARY_NAME}, the run's summary; rename it")
+    batch.check_summary_name(targets.values())
     try:
         fs.create_dir(root, recursive=True)
     except OSError as error:
@@ -240,16 +239,10 @@ def _run_on_ray(task, todo, output, address, workers, cpus, gpus, overwrite, sum
 
 
 def _write_summary(fs, root: str, summary: batch.Summary) -> None:
-    document = {
-        "summary": summary.line(),
-        "done": sorted(str(p) for p in summary.done),
-        "skipped": sorted(str(p) for p in summary.skipped),
-        "failed": [{"input": str(p), "error": reason} for p, reason in sorted(summary.failed)],
-    }
     tmp = _join(root, f".{SUMMARY_NAME}.{uuid.uuid4().hex[:8]}{PART_SUFFIX}")
     try:
         with fs.open_output_stream(tmp) as f:
-            f.write((json.dumps(document, indent=1) + "\n").encode("utf-8"))
+            f.write(summary.json().encode("utf-8"))
         fs.move(tmp, _join(root, SUMMARY_NAME))
     except OSError as error:
         raise OutputError(f"{root}: cannot write {SUMMARY_NAME} ({error})") from None

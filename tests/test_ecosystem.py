@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -87,7 +88,11 @@ def test_batch_folder_resumable_with_a_bad_file(tmp_path, capsys):
     assert code == 1
     err = capsys.readouterr().err
     assert "bad.wav" in err and "2 done, 0 skipped (output exists), 1 failed" in err
-    assert sorted(p.name for p in out.iterdir()) == ["a.rttm", "b.rttm"]
+    assert sorted(p.name for p in out.iterdir()) == ["_powerseg_summary.json", "a.rttm", "b.rttm"]
+    summary = json.loads((out / "_powerseg_summary.json").read_text())  # as a Ray run writes it
+    assert [Path(p).name for p in summary["done"]] == ["a.flac", "b.flac"]
+    assert [Path(f["input"]).name for f in summary["failed"]] == ["bad.wav"]
+    assert "bad.wav" in summary["failed"][0]["error"] and not summary["skipped"]
     assert (out / "a.rttm").read_text().count("SPEECH") == 4
     (out / "b.rttm").unlink()
     listing = tmp_path / "files.txt"

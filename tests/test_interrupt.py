@@ -8,6 +8,7 @@ tested on the library directly.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 import soundfile as sf
 from conftest import SHARED
 
+from powerseg.batch import SUMMARY_NAME
 from powerseg.cli import main
 
 CONV = SHARED / "audio" / "libri_conv_a" / "wav"
@@ -94,8 +96,11 @@ def test_batch_signal_mid_file_stops_at_once_and_resumes(minute_files, tmp_path,
     expected = tmp_path / "expected"
     assert main(["vad", str(minute_files), "--output-dir", str(expected), "--step", "2",
                  "--provider", "cpu"]) == 0
-    resumed = _outputs(out)
-    assert resumed == _outputs(expected) and len(resumed) == 3
+    resumed, fresh = _outputs(out), _outputs(expected)
+    summary = json.loads(resumed.pop(SUMMARY_NAME))  # the resumed run's: what it skipped
+    assert sorted(Path(p).stem for p in summary["skipped"]) == sorted(Path(n).stem for n in done)
+    fresh.pop(SUMMARY_NAME)
+    assert resumed == fresh and len(resumed) == 3
     for name, data in done.items():  # written once, before the signal, and intact
         assert resumed[name] == data
 
