@@ -14,7 +14,7 @@ from powerseg import __version__
 from powerseg.models import SEGMENTATION, SEGMENTATION_FRONT, sha256
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.model import OnnxModel, window_logprobs
+from powerseg.runtime.model import OnnxModel
 from powerseg.samples import sample_path
 
 from .campplus_onnx import build_embedding
@@ -23,8 +23,8 @@ from .fp16 import convert_fp16
 from .onnx_export import export_onnx
 from .quantize import quantize_int8
 from .shared_front import export_pair, verify_pair
-from .verify import (DITHER_LSB, audio_windows, compare, dithered, onnx_logprobs,
-                     require_parity, speaker_order_agreement, torch_logprobs)
+from .verify import (DITHER_LSB, audio_windows, compare, dithered, onnx_logprobs, require_parity,
+                     speaker_order_agreement, torch_logprobs, window_logprobs)
 
 
 def build(checkpoint: str | Path, output: str | Path, variants: list[str] = (),

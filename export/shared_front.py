@@ -36,11 +36,11 @@ from torch import nn
 from powerseg.models import sha256
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.model import OnnxModel, window_logprobs
+from powerseg.runtime.model import OnnxModel
 
 from .onnx_export import OPSET, OUTPUT_NAME, freeze_sinc, metadata, set_metadata
 from .pyannet import PyanNet
-from .verify import Parity, onnx_logprobs, require_parity
+from .verify import Parity, onnx_logprobs, require_parity, window_logprobs
 
 POOL = 3
 # Conv frames per front block (a multiple of the pooling width): small enough that a stream's

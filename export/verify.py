@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from powerseg.errors import VerificationError
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.framing import Framing
 from powerseg.runtime.model import OnnxModel
+from powerseg.runtime.windows import Window, stack
 
 from .pyannet import PyanNet
 
@@ -108,3 +110,30 @@ def require_parity(onnx_path: Path, reference: np.ndarray, onnx_out: np.ndarray,
             f"{onnx_path}: ONNX and {reference_name} disagree on {bad:.4%} of {parity.frames} frames "
             f"(allowed {MAX_BAD_FRAMES:.2%}; worst probability difference {parity.worst:.2e})")
     return parity
+
+
+def window_logprobs(model: OnnxModel, signal: np.ndarray, framing: Framing,
+                    batch_size: int = 32) -> np.ndarray:
+    """Every window of a whole signal, made as a stream makes them (pyannote's last window
+    zero-padded), through ``model`` in batches: (chunks, frames, classes)."""
+    source = model.windows(framing.step_samples)
+    source.append(signal)
+    outs: list[np.ndarray] = []
+    batch: list[Window] = []
+
+    def run(windows: Iterable[Window]) -> int:
+        count = 0
+        for window in windows:
+            batch.append(window)
+            count += 1
+            if len(batch) == batch_size:
+                outs.append(model.infer(stack(batch)))
+                batch.clear()
+        return count
+
+    made = run(iter(source.next, None))
+    full, has_last = framing.num_chunks(len(signal))
+    run(source.rest(full + has_last - made))
+    if batch:
+        outs.append(model.infer(stack(batch)))
+    return np.concatenate(outs)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,10 +14,7 @@ from powerseg.models import SEGMENTATION
 
 from .front import TAIL_INPUT, FirstBlock, FrontModel, FrontWindows
 from .session import OnnxSession, completed
-from .windows import SampleWindows, Window, WindowSource, stack
-
-if TYPE_CHECKING:
-    from .framing import Framing
+from .windows import SampleWindows, WindowSource, stack
 
 REQUIRED_METADATA = ("sample_rate", "window_samples", "num_frames", "frame_start_samples",
                      "frame_step_samples", "frame_duration_samples", "num_speakers",
@@ -196,29 +191,3 @@ class OnnxModel(OnnxSession):
                              "`powerseg export`")
         return out
 
-
-def window_logprobs(model: OnnxModel, signal: np.ndarray, framing: Framing,
-                    batch_size: int = 32) -> np.ndarray:
-    """Every window of a whole signal, made as a stream makes them (pyannote's last window
-    zero-padded), through ``model`` in batches: (chunks, frames, classes)."""
-    source = model.windows(framing.step_samples)
-    source.append(signal)
-    outs: list[np.ndarray] = []
-    batch: list[Window] = []
-
-    def run(windows: Iterable[Window]) -> int:
-        count = 0
-        for window in windows:
-            batch.append(window)
-            count += 1
-            if len(batch) == batch_size:
-                outs.append(model.infer(stack(batch)))
-                batch.clear()
-        return count
-
-    made = run(iter(source.next, None))
-    full, has_last = framing.num_chunks(len(signal))
-    run(source.rest(full + has_last - made))
-    if batch:
-        outs.append(model.infer(stack(batch)))
-    return np.concatenate(outs)

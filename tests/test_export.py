@@ -65,7 +65,7 @@ def test_verify_catches_a_wrong_export(tmp_path, torch_model):
 def test_export_command_reproduces_shipped_models(tmp_path, checkpoint):
     from powerseg.cli import main
     from powerseg.models import shared_tail_path
-    from powerseg.runtime.model import window_logprobs
+    from powerseg.export.verify import window_logprobs
 
     out = tmp_path / "segmentation-3.0.onnx"
     assert main(["export", "--checkpoint", str(checkpoint), "--output", str(out),

@@ -18,11 +18,11 @@ from conftest import RECORDINGS, wav
 
 from powerseg import Segmenter
 from powerseg.errors import ModelError, OptionError, VerificationError
-from powerseg.export.verify import compare
+from powerseg.export.verify import compare, window_logprobs
 from powerseg.models import model_path, sha256, shared_tail_path
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.model import OnnxModel, window_logprobs
+from powerseg.runtime.model import OnnxModel
 from powerseg.runtime.windows import stack
 from powerseg.samples import sample_path
 
