@@ -226,8 +226,9 @@ class Segmenter:
             if sample_rate is None:
                 raise OptionError(f"sample_rate is required with an array input (audio: {ACCEPTED})")
             samples = prepare(audio, sample_rate, self.spec.sample_rate)
+            one = None if on_windows is not None else self._one_window_model(len(samples))
             stream = Stream(self, keep_activations=activations, on_windows=on_windows,
-                            hook=progress, model=self._one_window_model(len(samples)))
+                            hook=progress, model=one)
             parts.add(stream.push(samples, wait=False))
         self.check_length(stream, audio if isinstance(audio, (str, os.PathLike)) else "array")
         parts.add(stream.flush())
@@ -239,7 +240,9 @@ class Segmenter:
     def _one_window_model(self, samples: int) -> OnnxModel | None:
         """The full model for an array of one window (made on first use), where a pair runs:
         the pair's front pays off over overlapping windows, and for one window its block
-        runs cost more than the full model's own front (benchmarks/README.md)."""
+        runs cost more than the full model's own front (benchmarks/README.md). Not with a
+        window hook (diarization): the caller's work per window dominates, and a live
+        diarization stream, which runs the pair, must end in the offline result exactly."""
         if not self.shared_front or samples > self.spec.window_samples:
             return None
         with self._whole_lock:

@@ -216,3 +216,17 @@ def test_an_array_of_one_window_runs_the_full_model(seconds):
     pair = Segmenter(soft=True)
     pair(longer, sample_rate=RATE)
     assert pair._whole is None
+
+
+def test_the_diarizer_keeps_the_pair_for_one_window():
+    """A live diarization stream runs the pair: its offline result must too, however short."""
+    from powerseg import Diarizer
+
+    diarizer = Diarizer(providers="cpu")
+    audio = load_audio(sample_path(), RATE)[:10 * RATE]
+    stream = diarizer.stream(latency=2.0)
+    stream.push(audio)
+    end = stream.flush()
+    offline = diarizer(audio, sample_rate=RATE)
+    assert diarizer.segmenter._whole is None
+    assert end.diarization.to_rttm("x") == offline.to_rttm("x")
