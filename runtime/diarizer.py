@@ -149,6 +149,7 @@ class Diarization:
     _turns: tuple[Turn, ...] = field(repr=False, default=())
     _exclusive: tuple[Turn, ...] = field(repr=False, default=())
     embedding_metadata: dict = field(default_factory=dict, repr=False)  # the embedding model's
+    embedding_provider: str = ""  # where the embedding model ran (``provider``: the segmentation)
     voice_matches: tuple[VoiceMatch, ...] = ()  # per speaker, with a VoiceBank (runtime/voices.py)
 
     def __repr__(self) -> str:
@@ -363,7 +364,8 @@ class Diarizer:
             empty = np.zeros((len(count), 0), np.uint8)
             return Diarization((), np.zeros((0, self.embedder.dimension)), count, empty, empty,
                                (), embeddings, None, segmentation, self.options, **asked,
-                               embedding_metadata=dict(self.embedder.spec.metadata))
+                               embedding_metadata=dict(self.embedder.spec.metadata),
+                               embedding_provider=self.embedder.provider)
         if low == high:
             num_speakers = low
         clusters = cluster(embeddings, binarized, self.options.clustering_threshold,
@@ -399,4 +401,5 @@ class Diarizer:
             _turns=tuple(Turn(s, e, labels[c]) for s, e, c in turns),
             _exclusive=tuple(Turn(s, e, labels[c]) for s, e, c in
                              column_turns(exclusive, framing, off)),
-            embedding_metadata=dict(self.embedder.spec.metadata))
+            embedding_metadata=dict(self.embedder.spec.metadata),
+            embedding_provider=self.embedder.provider)

@@ -114,6 +114,7 @@ def diarization_json(uri: str, turns: list, result: Diarization,
         "model": segmentation.get("model", ""), "variant": segmentation.get("variant", ""),
         "embedding_model": embedding.get("model", ""),
         "embedding_variant": embedding.get("variant", ""),
+        "embedding_provider": result.embedding_provider,
         "centroids": {speaker: [float(v) for v in np.asarray(centroid, np.float32)]
                       for speaker, centroid in zip(result.speakers, result.centroids)},
         **voices_json(result),

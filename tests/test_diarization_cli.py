@@ -29,6 +29,9 @@ def test_cli_json_exclusive(tmp_path, sample, sample_diarization):
     assert [(t["start"], t["end"], t["speaker"]) for t in document["turns"]] == \
         [(round(t.start, 6), round(t.end, 6), t.speaker) for t in sample_diarization.exclusive()]
     assert document["options"]["embedding"] == "campplus"
+    assert document["provider"] == document["embedding_provider"] == "CPUExecutionProvider"
+    assert (document["variant"], document["embedding_variant"]) == ("fp32", "fp32")
+    assert document["embedding_model"].startswith("3D-Speaker CAM++")
 
 
 def test_cli_batch_reports_a_bad_file_and_resumes(tmp_path, sample, capsys):
@@ -39,7 +42,7 @@ def test_cli_batch_reports_a_bad_file_and_resumes(tmp_path, sample, capsys):
     out = tmp_path / "out"
     args = ["diarize", str(tmp_path / "in"), "--output-dir", str(out), "--provider", "cpu"]
     assert main(args) == 1
-    assert sorted(p.name for p in out.iterdir()) == ["sample.rttm"]
+    assert sorted(p.name for p in out.iterdir()) == ["_powerseg_summary.json", "sample.rttm"]
     assert "broken.wav" in capsys.readouterr().err
     assert main(args) == 1  # the finished file is skipped, the bad one reported again
     assert "1 skipped" in capsys.readouterr().err
