@@ -15,7 +15,7 @@ import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -25,9 +25,9 @@ from .audio import audio_input
 from .presets import PRESETS, PYANNOTE_MIN_CLUSTER_SIZE
 from .clustering import Clusters, cluster
 from .embedder import Embedder
-from .options import keywords_or_options
+from .options import Check, integer, keywords_or_options, number, validate
 from .reconstruct import column_turns, reconstruct, speaker_count, speaker_labels
-from .segmenter import Segmentation, Segmenter, options_repr
+from .segmenter import Segmentation, Segmenter, SegmenterOptions, options_repr
 from .session import OnnxSession, trim_heap
 from .stream import StageHook
 from .voices import VoiceBank, VoiceMatch, name_speakers, voice_bank
@@ -57,19 +57,13 @@ class Turn(NamedTuple):
         return self.end - self.start
 
 
-def _positive_int(name: str, value) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))
-                              or value < 1):
-        raise OptionError(f"{name} must be a positive integer or None, got {value!r}")
-
-
 def speaker_bounds(num_speakers: int | None = None, min_speakers: int | None = None,
                    max_speakers: int | None = None) -> tuple[int, int | None]:
     """(fewest, most) speakers asked for (most None: no bound), as pyannote's
     ``set_num_speakers``; an OptionError for anything but positive integers in order."""
     for name, value in (("num_speakers", num_speakers), ("min_speakers", min_speakers),
                         ("max_speakers", max_speakers)):
-        _positive_int(name, value)
+        integer(none=True)(name, value)
     if num_speakers is not None:
         for name, value in (("min_speakers", min_speakers), ("max_speakers", max_speakers)):
             if value is not None and (value > num_speakers if name == "min_speakers"
@@ -98,24 +92,12 @@ class DiarizerOptions:
     providers: str | tuple = "auto"  # "auto", "cpu", "cuda" or onnxruntime provider list
     shared_front: bool = True  # segmentation on its shared front-end pair where it applies
 
+    CHECKS: ClassVar[dict[str, Check]] = {
+        **SegmenterOptions.CHECKS, "threshold": number(none=True), "min_cluster_size": integer(),
+        "min_duration_off": number(positive=False, unit="seconds")}
+
     def __post_init__(self) -> None:
-        for name in ("segmentation", "embedding"):
-            if isinstance(getattr(self, name), os.PathLike):
-                object.__setattr__(self, name, os.fspath(getattr(self, name)))
-        if isinstance(self.providers, list):
-            object.__setattr__(self, "providers", tuple(self.providers))
-        if self.threshold is not None and (
-                isinstance(self.threshold, bool) or not isinstance(self.threshold, (int, float))
-                or not math.isfinite(self.threshold) or self.threshold <= 0):
-            raise OptionError(f"threshold must be a positive number, got {self.threshold!r}")
-        _positive_int("min_cluster_size", self.min_cluster_size)
-        if self.min_cluster_size is None:
-            raise OptionError("min_cluster_size must be a positive integer, got None")
-        if isinstance(self.min_duration_off, bool) or \
-                not isinstance(self.min_duration_off, (int, float)) or \
-                not math.isfinite(self.min_duration_off) or self.min_duration_off < 0:
-            raise OptionError("min_duration_off must be a non-negative number of seconds, got "
-                              f"{self.min_duration_off!r}")
+        validate(self, self.CHECKS)
 
     @classmethod
     def preset(cls, name: str, **overrides) -> DiarizerOptions:

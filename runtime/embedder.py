@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import onnxruntime as ort
@@ -15,7 +16,7 @@ from powerseg.models import SPEAKER_EMBEDDING
 
 from .audio import ACCEPTED, audio_input, check_finite, load_audio, prepare
 from .fbank import FbankOptions, features
-from .options import keywords_or_options
+from .options import Check, integer, keywords_or_options, validate
 from .session import OnnxSession
 from .stream import StageHook
 
@@ -111,14 +112,10 @@ class EmbedderOptions:
     threads: int | None = None  # parallel single-threaded runs on CPU; None = one per core
     providers: str | tuple = "auto"  # "auto", "cpu", "cuda" or onnxruntime provider list
 
+    CHECKS: ClassVar[dict[str, Check]] = {"threads": integer(none=True)}
+
     def __post_init__(self) -> None:
-        if isinstance(self.model, os.PathLike):
-            object.__setattr__(self, "model", os.fspath(self.model))
-        if isinstance(self.providers, list):
-            object.__setattr__(self, "providers", tuple(self.providers))
-        if self.threads is not None and (isinstance(self.threads, bool) or
-                                         not isinstance(self.threads, int) or self.threads < 1):
-            raise OptionError(f"threads must be a positive integer or None, got {self.threads!r}")
+        validate(self, self.CHECKS)
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,65 @@
-"""One way into the frozen Options objects: a constructor takes keywords or ``options=``.
+"""The frozen Options objects: one table of checks, and one way in.
 
-``Segmenter``, ``Embedder`` and ``Diarizer`` accept their options either as keywords (each one
-an Options field, same name, same default: tests/test_options.py keeps them in step) or as a
-ready Options object, never both: a keyword beside ``options=`` would be ignored, so it is
-refused instead.
+Each Options class lists its fields' checks (``CHECKS``) built from the few validators here,
+so every class words the same mistake the same way. ``Segmenter``, ``Embedder`` and
+``Diarizer`` accept their options either as keywords (each one an Options field, same name,
+same default: tests/test_options.py keeps them in step) or as a ready Options object, never
+both: a keyword beside ``options=`` would be ignored, so it is refused instead.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+import math
+import os
 from collections.abc import Callable
 from dataclasses import fields
 from typing import TypeVar
 
+import numpy as np
+
 from powerseg.errors import OptionError
 
 F = TypeVar("F", bound=Callable)
+Check = Callable[[str, object], None]
+
+
+def integer(none: bool = False) -> Check:
+    """A positive integer (numpy's too; not a bool), or None where ``none``."""
+    def check(name: str, value: object) -> None:
+        if value is None and none:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise OptionError(f"{name} must be a positive integer{' or None' if none else ''}, "
+                              f"got {value!r}")
+    return check
+
+
+def number(positive: bool = True, none: bool = False, unit: str = "") -> Check:
+    """A finite number, > 0 (``positive``) or >= 0, or None where ``none``."""
+    what = f"a {'positive' if positive else 'non-negative'} number{f' of {unit}' if unit else ''}"
+
+    def check(name: str, value: object) -> None:
+        if value is None and none:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or \
+                not math.isfinite(value) or not (value > 0 if positive else value >= 0):
+            raise OptionError(f"{name} must be {what}, got {value!r}")
+    return check
+
+
+def validate(options: object, checks: dict[str, Check]) -> None:
+    """Normalise the model paths and provider lists of a frozen Options object (paths as
+    strings, lists as tuples: hashable and printable), then run its fields' checks."""
+    for field in fields(options):
+        value = getattr(options, field.name)
+        if isinstance(value, os.PathLike):
+            object.__setattr__(options, field.name, os.fspath(value))
+        elif isinstance(value, list) and field.name == "providers":
+            object.__setattr__(options, field.name, tuple(value))
+    for name, check in checks.items():
+        check(name, getattr(options, name))
 
 
 def keywords_or_options(options_class: type) -> Callable[[F], F]:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -18,7 +20,7 @@ from .binarize import BinarizeOptions, Region, binarize
 from .framing import Framing
 from .front import PAIR_MAX_STEP
 from .model import OnnxModel
-from .options import keywords_or_options
+from .options import Check, integer, keywords_or_options, number, validate
 from .providers import CPU, resolve_providers
 from .stream import FrameParts, StageHook, Stream, WindowHook
 
@@ -27,7 +29,7 @@ def options_repr(pipeline, state: str) -> str:
     """``Name(option=value, ...; state)``: a pipeline is the options that made it and what
     it runs on, not its arrays or sessions."""
     options = pipeline.options
-    fields = ", ".join(f"{k}={getattr(options, k)!r}" for k in options.__dataclass_fields__)
+    fields = ", ".join(f"{f.name}={getattr(options, f.name)!r}" for f in dataclass_fields(options))
     return f"{type(pipeline).__name__}({fields}; {state})"
 
 
@@ -45,20 +47,11 @@ class SegmenterOptions:
     # signal, not per window; the same scores within float32 rounding) where the step allows
     shared_front: bool = True
 
+    CHECKS: ClassVar[dict[str, Check]] = {"step": number(unit="seconds"), "batch_size": integer(),
+                                          "threads": integer(none=True)}
+
     def __post_init__(self) -> None:
-        if isinstance(self.model, os.PathLike):
-            object.__setattr__(self, "model", os.fspath(self.model))
-        if isinstance(self.providers, list):
-            object.__setattr__(self, "providers", tuple(self.providers))
-        if isinstance(self.step, bool) or not isinstance(self.step, (int, float)) or \
-                not np.isfinite(self.step) or self.step <= 0:
-            raise OptionError(f"step must be a positive number of seconds, got {self.step!r}")
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or \
-                self.batch_size < 1:
-            raise OptionError(f"batch_size must be a positive integer, got {self.batch_size!r}")
-        if self.threads is not None and (isinstance(self.threads, bool) or
-                                         not isinstance(self.threads, int) or self.threads < 1):
-            raise OptionError(f"threads must be a positive integer or None, got {self.threads!r}")
+        validate(self, self.CHECKS)
 
 
 @dataclass(frozen=True)

@@ -47,3 +47,23 @@ def test_options_alone_and_keywords_alone_give_the_same_object():
     by_options = Segmenter(options=SegmenterOptions(step=2.0, providers="cpu"))
     by_keywords = Segmenter(step=2.0, providers="cpu")
     assert by_options.options == by_keywords.options
+
+
+@pytest.mark.parametrize("options", [SegmenterOptions, EmbedderOptions, DiarizerOptions],
+                         ids=lambda x: x.__name__)
+@pytest.mark.parametrize("bad", [-1, True, "1", float("nan"), float("inf")])
+def test_every_checked_field_refuses_what_is_not_a_valid_number(options, bad):
+    """One table of checks per Options class (``CHECKS``), the same words for every class."""
+    assert options.CHECKS
+    for name in options.CHECKS:
+        with pytest.raises(OptionError, match=f"^{name} must be a (positive|non-negative) "):
+            options(**{name: bad})
+
+
+def test_paths_and_provider_lists_are_normalised():
+    from pathlib import Path
+
+    o = DiarizerOptions(segmentation=Path("a.onnx"), embedding=Path("b.onnx"),
+                        providers=["cpu"])
+    assert (o.segmentation, o.embedding, o.providers) == ("a.onnx", "b.onnx", ("cpu",))
+    assert SegmenterOptions(model=Path("m.onnx")).model == "m.onnx"
