@@ -76,6 +76,13 @@ def speaker_bounds(num_speakers: int | None = None, min_speakers: int | None = N
     return low, high
 
 
+# What ``Diarizer.recluster`` may change: the settings used after the models have run. The
+# result's frames must be the Diarizer's (the same segmentation model and step), and its
+# embeddings the same model's.
+RECLUSTER = ("threshold", "min_cluster_size", "min_duration_off")
+LOADED = ("segmentation", "embedding", "step")
+
+
 @dataclass(frozen=True)
 class DiarizerOptions:
     """Everything that decides a diarization; returned with it."""
@@ -328,13 +335,43 @@ class Diarizer:
         at its flush), so both paths end in the same result. ``source`` names the audio in
         warnings.
         """
-        low, high = speaker_bounds(num_speakers, min_speakers, max_speakers)
-        seconds = {"seconds": segmentation.duration, "total": segmentation.duration}
-        done = (lambda stage: None) if hook is None else (lambda stage: hook(stage, seconds))
         spec = self.segmenter.spec
         binarized, embeddings = rounds.arrays(spec.num_frames, spec.num_speakers)
         segmentation = replace(segmentation, activations=binarized)
         self._release_memory()
+        return self._cluster(segmentation, embeddings, self.options, num_speakers, min_speakers,
+                             max_speakers, hook, source)
+
+    def recluster(self, result: Diarization, num_speakers: int | None = None,
+                  min_speakers: int | None = None, max_speakers: int | None = None,
+                  hook: StageHook | None = None, **changes) -> Diarization:
+        """``result`` clustered again with other per-call settings (``RECLUSTER``: threshold,
+        min_cluster_size, min_duration_off) or speaker bounds, from its own segmentation and
+        embeddings: no model runs, so a threshold sweep costs a clustering per value. The same
+        settings give the same result; others give what a Diarizer with them gives."""
+        fixed = {name: value for name, value in changes.items() if name not in RECLUSTER}
+        if fixed:
+            raise OptionError(f"{', '.join(fixed)}: fixed once the models have run; re-clustering "
+                              f"changes only {', '.join(RECLUSTER)} and the speaker bounds")
+        made = {f: getattr(result.options, f) for f in LOADED}
+        if made != {f: getattr(self.options, f) for f in LOADED}:
+            raise OptionError("this result was made with other models or windows "
+                              f"({made}); re-cluster it with a Diarizer of the same ones")
+        options = replace(result.options, **changes)
+        again = self._cluster(result.segmentation, result.embeddings, options, num_speakers,
+                              min_speakers, max_speakers, hook, "recluster")
+        return name_speakers(again, self.voices, self.voice_threshold)
+
+    def _cluster(self, segmentation: Segmentation, embeddings: np.ndarray,
+                 options: DiarizerOptions, num_speakers: int | None, min_speakers: int | None,
+                 max_speakers: int | None, hook: StageHook | None,
+                 source: str) -> Diarization:
+        """Speaker count, clustering, reconstruction and turns from the windows' binarized
+        activations (``segmentation.activations``) and embeddings."""
+        low, high = speaker_bounds(num_speakers, min_speakers, max_speakers)
+        seconds = {"seconds": segmentation.duration, "total": segmentation.duration}
+        done = (lambda stage: None) if hook is None else (lambda stage: hook(stage, seconds))
+        binarized = segmentation.activations
         framing = self.segmenter.framing
         count = speaker_count(binarized, framing)
         done("speaker_counting")
@@ -342,16 +379,16 @@ class Diarizer:
                      max_speakers=max_speakers)
         if count.max(initial=0) == 0:  # no one speaks: nothing to cluster
             warnings.warn(f"{source}: no speaker found in {segmentation.duration:.3f} s of "
-                          "audio; the diarization is empty", stacklevel=3)
+                          "audio; the diarization is empty", stacklevel=4)
             empty = np.zeros((len(count), 0), np.uint8)
             return Diarization((), np.zeros((0, self.embedder.dimension)), count, empty, empty,
-                               (), embeddings, None, segmentation, self.options, **asked,
+                               (), embeddings, None, segmentation, options, **asked,
                                embedding_metadata=dict(self.embedder.spec.metadata),
                                embedding_provider=self.embedder.provider)
         if low == high:
             num_speakers = low
-        clusters = cluster(embeddings, binarized, self.options.clustering_threshold,
-                           self.options.min_cluster_size, num_speakers, min_speakers or low,
+        clusters = cluster(embeddings, binarized, options.clustering_threshold,
+                           options.min_cluster_size, num_speakers, min_speakers or low,
                            high)
         done("clustering")
         found = int(clusters.hard.max()) + 1
@@ -359,17 +396,17 @@ class Diarizer:
             wanted = f"{low}" if low == high else f"from {low} to {high}" if high else \
                 f"at least {low}"
             why = f"too few to make more clusters of min_cluster_size " \
-                f"{self.options.min_cluster_size}" if found < low else "none of the " \
+                f"{options.min_cluster_size}" if found < low else "none of the " \
                 "dendrogram's cuts gives fewer clusters"
             warnings.warn(f"{source}: {found} speaker clusters found where {wanted} "
                           f"{'was' if wanted == '1' else 'were'} asked for: the audio gives "
                           f"{len(clusters.train_chunks)} speaker embeddings to cluster, {why}; "
-                          "the result is the closest one", stacklevel=3)
+                          "the result is the closest one", stacklevel=4)
         if high is not None:  # at most ``high`` at once; uint8 holds any count a chunk makes
             count = np.minimum(count, min(high, np.iinfo(np.uint8).max)).astype(np.uint8)
         discrete = reconstruct(binarized, clusters.hard, count, framing)
         exclusive = reconstruct(binarized, clusters.hard, np.minimum(count, 1), framing)
-        off = self.options.min_duration_off
+        off = options.min_duration_off
         turns = column_turns(discrete, framing, off)
         labels = speaker_labels(turns)
         columns = tuple(labels)
@@ -379,7 +416,7 @@ class Diarizer:
         done("discrete_diarization")
         return Diarization(
             tuple(labels.values()), centroids[list(columns)], count, discrete, exclusive,
-            columns, embeddings, clusters, segmentation, self.options, **asked,
+            columns, embeddings, clusters, segmentation, options, **asked,
             _turns=tuple(Turn(s, e, labels[c]) for s, e, c in turns),
             _exclusive=tuple(Turn(s, e, labels[c]) for s, e, c in
                              column_turns(exclusive, framing, off)),
