@@ -19,7 +19,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 
 from powerseg.models import model_path, sha256
@@ -32,7 +31,9 @@ CANDIDATES = ("fp32", "int8")
 # int8 must be at least this much faster to be chosen: below it, its rounding costs more than
 # its speed is worth, and a first-use measurement is noisy by a few per cent
 MIN_GAIN = 1.1
-ROUNDS = 3  # timed runs of each variant, alternating, after one warm-up each
+# timed runs of each variant, alternating, after one warm-up each; the fastest of each counts
+# (what other work on the machine adds to a run is noise, never speed)
+ROUNDS = 3
 CACHE_NAME = "auto-model.json"
 
 
@@ -114,7 +115,7 @@ def measure(threads: int | None = None, batch_size: int = 2) -> Choice:
             segmenter(audio, sample_rate=rate, activations=False)
             if round_:  # the first round warms up
                 times[variant].append(time.perf_counter() - start)
-    seconds = {v: float(np.median(t)) for v, t in times.items()}
+    seconds = {v: min(t) for v, t in times.items()}
     faster = seconds["int8"] * MIN_GAIN <= seconds["fp32"]
     return Choice("int8" if faster else "fp32", seconds)
 
