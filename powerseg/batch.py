@@ -7,22 +7,18 @@ the output bytes of one input. The local batch mode (``run``) and the Ray cluste
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 import threading
 import time
-import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from powerseg.errors import AudioNotFoundError, OptionError, PowersegError
 from powerseg.runtime.stream import StageHook
-from powerseg.runtime.writers import atomic_output, uri_of
+from powerseg.runtime.writers import atomic_output, npz_bytes, uri_of
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au",
                   ".caf", ".w64", ".rf64"}
@@ -153,19 +149,6 @@ def diarization_records(uri: str, result, exclusive: bool = False) -> tuple[list
 
     found = result.exclusive() if exclusive else result.turns()
     return rttm_lines(uri, found), diarization_json(uri, found, result, exclusive)
-
-
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    """``np.savez_compressed``'s format (``np.load`` reads it), without the time of writing in
-    the zip entries: the same arrays give the same bytes, wherever and whenever written."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
-        for name, array in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            with archive.open(info, "w", force_zip64=True) as f:
-                np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
-    return buffer.getvalue()
 
 
 def write_bytes(target: Path, data: bytes) -> None:

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterable
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -161,11 +162,23 @@ def segment_npz(result: Segmentation) -> dict[str, np.ndarray]:
     }
 
 
-def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """``np.savez_compressed``'s format (``np.load`` reads it), without the time of writing in
+    the zip entries: the same arrays give the same bytes, wherever and whenever written."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+        for name, array in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w", force_zip64=True) as f:
+                np.lib.format.write_array(f, np.asanyarray(array), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> None:
+    """``npz_bytes`` to ``path``, whole or not at all."""
     with atomic_output(path, binary=True) as f:
-        f.write(buffer.getvalue())
+        f.write(npz_bytes(arrays))
 
 
 def write_text(path: str | Path, text: str) -> None:

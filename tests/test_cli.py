@@ -40,6 +40,17 @@ def test_scores_and_segment_npz(tmp_path):
         assert float(a["chunk_step"]) == 5.0
 
 
+def test_one_npz_writer_same_bytes_alone_and_in_a_batch(tmp_path):
+    """Single-file and batch outputs share one deterministic npz writer: the same scores give
+    the same bytes, whenever written."""
+    import time
+
+    assert main(["scores", str(sample_path()), "-o", str(tmp_path / "one.npz")]) == 0
+    time.sleep(2.1)  # a zip entry's time has 2 s steps: a writer that stored it would differ
+    assert main(["scores", str(sample_path()), "--output-dir", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "one.npz").read_bytes() == (tmp_path / "out" / "sample.npz").read_bytes()
+
+
 def test_several_inputs_one_bad(tmp_path, capsys):
     out = tmp_path / "vad.rttm"
     code = main(["vad", str(sample_path()), str(tmp_path / "missing.wav"), "-o", str(out)])
