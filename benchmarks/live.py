@@ -60,17 +60,10 @@ stream.flush()
 
 
 def cpu() -> str:
-    model = platform.processor() or "unknown"
-    flags = ""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-        model = next(l.split(":", 1)[1].strip() for l in text.splitlines()
-                     if l.startswith("model name"))
-        found = next(l.split(":", 1)[1].split() for l in text.splitlines() if l.startswith("flags"))
-        flags = " ".join(f for f in ("avx2", "avx512f", "avx512_vnni", "amx_int8") if f in found)
-    except (OSError, StopIteration):
-        pass
-    return f"{model} ({os.cpu_count()} cores; {flags})"
+    """The CPU's model, cores and the features that pick onnxruntime's kernels."""
+    from powerseg.runtime.cpu import cpu_info, cpu_model
+
+    return f"{cpu_model()} ({os.cpu_count()} cores; {' '.join(cpu_info().features)})"
 
 
 def accuracy(factors: list[float]) -> dict:

@@ -64,13 +64,9 @@ def machine(threads: int, provider: str) -> dict:
     import onnxruntime as ort
 
     import powerseg
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    info = {"nproc": os.cpu_count(), "cpu": cpu, "threads": threads, "provider": provider,
+    from powerseg.runtime.cpu import cpu_model
+
+    info = {"nproc": os.cpu_count(), "cpu": cpu_model(), "threads": threads, "provider": provider,
             "python": platform.python_version(), "platform": platform.platform(),
             "numpy": np.__version__, "onnxruntime": ort.__version__,
             "onnxruntime_providers": ort.get_available_providers(),

@@ -19,7 +19,6 @@ lists. Needs ``pip install 'powerseg[ray]'`` on the driver and every node.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import onnxruntime as ort
 
 from powerseg.models import model_path, sha256
 
-from .cpu import cpu_info
+from .cpu import cpu_info, cpu_model
 from .providers import CPU, resolve_providers
 
 AUTO = "auto"
@@ -66,19 +65,9 @@ def cache_key(threads: int | None, batch_size: int) -> str:
     """Everything the answer depends on."""
     info = cpu_info()
     models = ",".join(sha256(model_path(v))[:16] for v in CANDIDATES)
-    return (f"{_cpu_model()}|{info.architecture}:"
+    return (f"{cpu_model()}|{info.architecture}:"
             f"{' '.join(info.features)}|onnxruntime {ort.__version__}|{models}|"
             f"threads {threads or os.cpu_count()}|batch {batch_size}")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def choose_variant(providers, threads: int | None = None, batch_size: int = 2) -> Choice:
@@ -106,8 +95,8 @@ def measure(threads: int | None = None, batch_size: int = 2) -> Choice:
 
     segmenters = {v: Segmenter(v, threads=threads, batch_size=batch_size, providers="cpu")
                   for v in CANDIDATES}
-    audio = load_audio(sample_path(), segmenters["fp32"].spec.sample_rate)
     rate = segmenters["fp32"].spec.sample_rate
+    audio = load_audio(sample_path(), rate)
     times: dict[str, list[float]] = {v: [] for v in CANDIDATES}
     for round_ in range(ROUNDS + 1):
         for variant, segmenter in segmenters.items():

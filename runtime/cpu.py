@@ -74,6 +74,18 @@ def _getauxval(entry: int) -> int:
     return int(libc.getauxval(entry))
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo's first ``model name``), else the machine type."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                return value.strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def cpu_info() -> CpuInfo:
     """This machine's architecture and kernel-deciding features (Linux; elsewhere the
     architecture only)."""

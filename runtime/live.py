@@ -97,7 +97,7 @@ class OnlineClustering:
     def _match(self, rows: np.ndarray, embeddings: np.ndarray, speakers: np.ndarray,
                reliable: bool) -> None:
         """One-to-one: ``rows`` to the speakers no other local speaker took (or new ones)."""
-        alive = np.flatnonzero(self.alias == np.arange(self.num_speakers))
+        alive = self._alive()
         free = np.setdiff1d(alive, speakers[speakers >= 0])
         room = len(rows) if self.max_speakers is None else \
             max(0, min(len(rows), self.max_speakers - self.num_speakers))
@@ -126,10 +126,14 @@ class OnlineClustering:
             if reliable:
                 self.sums[speaker] += vectors[row]
 
+    def _alive(self) -> np.ndarray:
+        """The speakers not merged into another."""
+        return np.flatnonzero(self.alias == np.arange(self.num_speakers))
+
     def _merge(self) -> None:
         """Merge the closest two centroids into the older while closer than a new speaker."""
         while True:
-            alive = np.flatnonzero(self.alias == np.arange(self.num_speakers))
+            alive = self._alive()
             if len(alive) < 2:
                 return
             distance = cdist(self.sums[alive], self.sums[alive], metric="cosine")

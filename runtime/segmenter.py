@@ -131,6 +131,9 @@ class Segmenter:
                                                    threads=threads, providers=providers, soft=soft,
                                                    shared_front=shared_front)
         self.choice: Choice | None = None  # with model "auto": the variant it runs, and why
+        if self.options.model == AUTO:  # the faster of fp32 and int8 here (runtime/auto_model.py)
+            self.choice = choose_variant(self.options.providers, self.options.threads,
+                                         self.options.batch_size)
         self.model = self._load()
         self._whole: OnnxModel | None = None  # the full model, for one-window arrays
         self._whole_lock = threading.Lock()
@@ -155,11 +158,7 @@ class Segmenter:
         """A shipped variant's shared front-end pair on CPU when the step suits it (whole conv
         strides, at most ``PAIR_MAX_STEP`` of a window), else the model named (the full one:
         its own front per window)."""
-        o = self.options
-        variant = o.model
-        if variant == AUTO:  # the faster of fp32 and int8 on this CPU (runtime/auto_model.py)
-            self.choice = choose_variant(o.providers, o.threads, o.batch_size)
-            variant = self.choice.variant
+        o, variant = self.options, self._variant()
         tail = shared_tail_path(variant) if o.shared_front and isinstance(variant, str) else None
         if tail is not None and resolve_providers(o.providers)[0] == CPU:
             pair = OnnxModel(tail, o.threads, o.providers)
@@ -167,6 +166,10 @@ class Segmenter:
             if pair.accepts_step(step) and step <= PAIR_MAX_STEP * pair.spec.window_samples:
                 return pair
         return OnnxModel(variant, o.threads, o.providers)
+
+    def _variant(self) -> str:
+        """The model asked for, or the variant ``auto`` chose."""
+        return self.choice.variant if self.choice else self.options.model
 
     def __repr__(self) -> str:
         return options_repr(self, f"provider={self.provider!r}, pair={self.shared_front}")
@@ -241,8 +244,7 @@ class Segmenter:
         with self._whole_lock:
             if self._whole is None:
                 o = self.options
-                self._whole = OnnxModel(self.choice.variant if self.choice else o.model,
-                                        o.threads, o.providers)
+                self._whole = OnnxModel(self._variant(), o.threads, o.providers)
         return self._whole
 
     def check_length(self, stream: Stream, source: str | os.PathLike) -> None:
