@@ -176,26 +176,39 @@ def _remove_parts(fs, root: str, names: set[str]) -> None:
                 pass
 
 
+def _connect(ray, address: str) -> None:
+    """``ray.init(address)``, leaving the caller's SIGTERM handler in place.
+
+    ray.init puts its own SIGTERM handler (an exit with code 15, no message) in place of the
+    caller's; the caller's is put back, and a SIGTERM that arrives meanwhile is held (blocked)
+    and delivered to it afterwards, so it ends the job as Ctrl-C does. Only when connecting:
+    processes that ``address="local"`` starts would inherit the blocked signal."""
+    import logging
+
+    main = threading.current_thread() is threading.main_thread()
+    sigterm = signal.getsignal(signal.SIGTERM) if main else None
+    hold = main and address != "local"
+    if hold:
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    try:
+        ray.init(address=address, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise PowersegError(f"--ray {address}: cannot connect to the Ray cluster ({error})"
+                            ) from None
+    finally:
+        if sigterm is not None:
+            signal.signal(signal.SIGTERM, sigterm)
+        if hold:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
+
+
 def _run_on_ray(task, todo, output, address, workers, cpus, gpus, overwrite, summary, by_input):
     ray = _ray()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started = not ray.is_initialized()
-    if started:
-        import logging
-
-        # ray.init puts its own SIGTERM handler (an exit) in place of the caller's, which ends
-        # the job and reports it as Ctrl-C does: the caller's is put back
-        main = threading.current_thread() is threading.main_thread()
-        sigterm = signal.getsignal(signal.SIGTERM) if main else None
-        try:
-            ray.init(address=address, logging_level=logging.WARNING)
-        except (ConnectionError, RuntimeError, ValueError) as error:
-            raise PowersegError(f"--ray {address}: cannot connect to the Ray cluster ({error})"
-                                ) from None
-        finally:
-            if sigterm is not None:
-                signal.signal(signal.SIGTERM, sigterm)
     try:
+        if started:
+            _connect(ray, address)
         if workers is None:
             resources = ray.cluster_resources()
             if gpus > 0:
@@ -228,13 +241,25 @@ def _run_on_ray(task, todo, output, address, workers, cpus, gpus, overwrite, sum
             raise PowersegError(f"the Ray job failed: {str(cause).strip().splitlines()[-1]}"
                                 ) from None
         except KeyboardInterrupt:  # Ctrl-C or SIGTERM (the CLI ignores a second one meanwhile)
-            close = getattr(rows, "close", None)
-            if close is not None:
-                close()  # stops Ray Data's executor, which ends the worker actors
+            _end(dataset)
+            rows.close()
             raise
     finally:
-        if started:
+        if started and ray.is_initialized():
             ray.shutdown()
+
+
+def _end(dataset) -> None:
+    """Stop the dataset's execution now, worker actors included, while still connected.
+
+    Ray Data reads its results in a background thread, which a KeyboardInterrupt in the main
+    thread does not reach: left alone, the executor would be shut down only when garbage
+    collected, after ``ray.shutdown()``, and would print a traceback as it reconnected. Its
+    handle is private (``_current_executor``, set once the first result is in; before that, an
+    interrupt lands in the main thread, where Ray Data shuts the executor down itself)."""
+    executor = getattr(dataset, "_current_executor", None)
+    if executor is not None:
+        executor.shutdown(force=True)
 
 
 def _write_summary(fs, root: str, summary: batch.Summary) -> None:
