@@ -27,6 +27,7 @@ from pathlib import Path
 
 from powerseg import batch
 from powerseg.errors import OptionError, OutputError, PowersegError
+from powerseg.signals import held
 
 SUMMARY_NAME = batch.SUMMARY_NAME
 PART_SUFFIX = ".part"
@@ -177,52 +178,57 @@ def _remove_parts(fs, root: str, names: set[str]) -> None:
 
 
 def _connect(ray, address: str) -> None:
-    """``ray.init(address)``, leaving the caller's SIGTERM handler in place.
+    """``ray.init(address)`` with the caller's SIGTERM handler left in place.
 
-    ray.init puts its own SIGTERM handler (an exit with code 15, no message) in place of the
-    caller's; the caller's is put back, and a SIGTERM that arrives meanwhile is held (blocked)
-    and delivered to it afterwards, so it ends the job as Ctrl-C does. Only when connecting:
-    processes that ``address="local"`` starts would inherit the blocked signal."""
+    ray.init installs its own (an exit with code 15 and no message) in the main thread, and a
+    SIGTERM during the connection would meet it. When connecting, powerseg keeps it from being
+    installed (through ``ray._private.utils.set_sigterm_handler``, where Ray 2.60 installs it;
+    the caller's handler is put back afterwards in any case), so the signal ends the job as
+    Ctrl-C does; a local cluster that ``address="local"`` starts keeps Ray's, which stops it."""
     import logging
 
     main = threading.current_thread() is threading.main_thread()
     sigterm = signal.getsignal(signal.SIGTERM) if main else None
-    hold = main and address != "local"
-    if hold:
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+    utils = getattr(getattr(ray, "_private", None), "utils", None)
+    keep = main and address != "local" and hasattr(utils, "set_sigterm_handler")
+    if keep:
+        install, utils.set_sigterm_handler = utils.set_sigterm_handler, lambda handler: None
     try:
         ray.init(address=address, logging_level=logging.WARNING)
     except (ConnectionError, RuntimeError, ValueError) as error:
         raise PowersegError(f"--ray {address}: cannot connect to the Ray cluster ({error})"
                             ) from None
     finally:
+        if keep:
+            utils.set_sigterm_handler = install
         if sigterm is not None:
             signal.signal(signal.SIGTERM, sigterm)
-        if hold:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
 
 def _run_on_ray(task, todo, output, address, workers, cpus, gpus, overwrite, summary, by_input):
-    ray = _ray()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    started = not ray.is_initialized()
+    started = False
     try:
-        if started:
-            _connect(ray, address)
-        if workers is None:
-            resources = ray.cluster_resources()
-            if gpus > 0:
-                workers = int(resources.get("GPU", 0) // gpus)
-            else:
-                workers = int(resources.get("CPU", 1) // cpus)
-            workers = max(1, min(workers, len(todo)))
-        context = ray.data.DataContext.get_current()
-        context.enable_progress_bars = True
-        dataset = ray.data.from_items(todo, override_num_blocks=len(todo))
-        dataset = dataset.map_batches(
-            Worker, fn_constructor_args=(task, output, overwrite, cpus), batch_size=1,
-            batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
-            num_cpus=cpus, num_gpus=gpus or None)
+        with held():  # Ray's set-up is not cut short (powerseg/signals.py): a signal in
+            # it is raised once the dataset is made, before its results are waited for
+            ray = _ray()
+            started = not ray.is_initialized()
+            if started:
+                _connect(ray, address)
+            if workers is None:
+                resources = ray.cluster_resources()
+                if gpus > 0:
+                    workers = int(resources.get("GPU", 0) // gpus)
+                else:
+                    workers = int(resources.get("CPU", 1) // cpus)
+                workers = max(1, min(workers, len(todo)))
+            context = ray.data.DataContext.get_current()
+            context.enable_progress_bars = True
+            dataset = ray.data.from_items(todo, override_num_blocks=len(todo))
+            dataset = dataset.map_batches(
+                Worker, fn_constructor_args=(task, output, overwrite, cpus), batch_size=1,
+                batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=workers),
+                num_cpus=cpus, num_gpus=gpus or None)
         rows = iter(dataset.iter_rows())
         try:
             for row in rows:

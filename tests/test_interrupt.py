@@ -163,13 +163,14 @@ def test_stream_from_stdin_signal_while_waiting_for_audio(minute_files):
 
 
 @pytest.mark.parametrize("delay", [0.05, 0.2])  # `info` takes 0.4 s of imports alone
-def test_ctrl_c_while_the_command_starts_is_one_line(delay):
-    """Ctrl-C during the imports (before the command's own handler is in place) ends the
-    same way: 130 and one line, no traceback from inside an import."""
+@pytest.mark.parametrize("number, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_while_the_command_starts_is_one_line(delay, number, code):
+    """Ctrl-C or SIGTERM during the imports (before the command's own handler is in place)
+    ends the same way: 130 (143) and one line, no traceback from inside an import."""
     process = _start("info")
     time.sleep(delay)
-    out, err, seconds = _signal_when(process, lambda: True, signal.SIGINT, timeout=60)
-    _check_interrupted(err, seconds, process.returncode, 130)
+    out, err, seconds = _signal_when(process, lambda: True, number, timeout=60)
+    _check_interrupted(err, seconds, process.returncode, code)
 
 
 # ---- stage hooks: progress and cancellation in the library ----------------------------------

@@ -294,6 +294,32 @@ def test_a_killed_driver_leaves_only_complete_outputs_and_a_rerun_finishes(ray_c
     assert len(summary["skipped"]) >= finished
 
 
+def test_sigterm_while_connecting_ends_the_job_and_says_so(ray_cluster, tmp_path):
+    """SIGTERM at moments from the imports through ray.init to the first results: each time
+    143 and the one line (Ray's own handler, installed by ray.init, exited 15 silently)."""
+    folder = inputs(tmp_path, sorted(AMI.glob("*.wav"))[:4])
+    for index, delay in enumerate((0.4, 0.6, 0.8, 1.0, 1.3, 1.6)):
+        out = tmp_path / f"out{index}"
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "powerseg", "vad", str(folder), "--output-dir", str(out),
+             "--ray", ray_cluster], env=ENV, text=True, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE)
+        try:
+            time.sleep(delay)
+            if driver.poll() is not None:
+                break  # finished before this moment: later moments are no different
+            driver.send_signal(signal.SIGTERM)
+            driver.wait(timeout=60)
+        finally:
+            if driver.poll() is None:
+                driver.kill()
+                driver.wait()
+        err = driver.stderr.read()
+        assert driver.returncode == 143, (delay, err)
+        assert err.splitlines()[-1].startswith("powerseg: interrupted"), (delay, err)
+        assert "Traceback" not in err, (delay, err)
+
+
 @pytest.mark.parametrize("number, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signalled_driver_ends_the_job_and_says_so(ray_cluster, tmp_path, number, code):
     """Ctrl-C (or SIGTERM) at the driver: the job ended, no temporary file, the finished
