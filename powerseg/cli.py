@@ -21,6 +21,7 @@ from pathlib import Path
 from powerseg import __version__
 from powerseg.batch import Interrupted
 from powerseg.errors import OptionError, PowersegError, ProviderError
+from powerseg.runtime import options as checks
 from powerseg.runtime.presets import PRESETS
 from powerseg.runtime.voices import DEFAULT_THRESHOLD as DEFAULT_VOICE_THRESHOLD
 from powerseg.transcript import MAX_GAP
@@ -31,39 +32,19 @@ DESCRIPTION = ("Speaker segmentation, voice activity and overlapped speech detec
 STEP = 1.0  # pyannote's: 10 % of the 10 s window
 
 
-def _number(text: str, kind: type, what: str):
-    """``text`` as ``kind``; argparse shows the message after 'invalid value'."""
-    try:
-        value = kind(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _number(text, float, "a number > 0")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = _number(text, float, "a number >= 0")
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _number(text, int, "a whole number >= 1")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return value
+# the Options fields' own checks (runtime/options.py), as argparse types
+_positive_float = checks.argument(checks.number(), float)
+_non_negative_float = checks.argument(checks.number(positive=False), float)
+_positive_int = checks.argument(checks.integer(), int)
 
 
 def _threshold(text: str) -> float:
     """A score threshold: scores are probabilities, so it lies between 0 and 1."""
-    value = _number(text, float, "a number between 0 and 1")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to below 1, got {text!r}"
+                                         ) from None
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"must be from 0 to below 1 (scores are "
                                          f"probabilities), got {text}")

@@ -13,6 +13,7 @@ import functools
 import inspect
 import math
 import os
+from argparse import ArgumentTypeError
 from collections.abc import Callable
 from dataclasses import fields
 from typing import TypeVar
@@ -26,19 +27,19 @@ Check = Callable[[str, object], None]
 
 
 def integer(none: bool = False) -> Check:
-    """A positive integer (numpy's too; not a bool), or None where ``none``."""
+    """A whole number >= 1 (numpy's too; not a bool), or None where ``none``."""
     def check(name: str, value: object) -> None:
         if value is None and none:
             return
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise OptionError(f"{name} must be a positive integer{' or None' if none else ''}, "
+            raise OptionError(f"{name} must be a whole number >= 1{' or None' if none else ''}, "
                               f"got {value!r}")
     return check
 
 
 def number(positive: bool = True, none: bool = False, unit: str = "") -> Check:
     """A finite number, > 0 (``positive``) or >= 0, or None where ``none``."""
-    what = f"a {'positive' if positive else 'non-negative'} number{f' of {unit}' if unit else ''}"
+    what = f"a number{f' of {unit}' if unit else ''} {'>' if positive else '>='} 0"
 
     def check(name: str, value: object) -> None:
         if value is None and none:
@@ -47,6 +48,22 @@ def number(positive: bool = True, none: bool = False, unit: str = "") -> Check:
                 not math.isfinite(value) or not (value > 0 if positive else value >= 0):
             raise OptionError(f"{name} must be {what}, got {value!r}")
     return check
+
+
+def argument(check: Check, kind: type) -> Callable[[str], object]:
+    """A command-line option's ``type=`` from a check: the text as ``kind``, then the same
+    check as the Options field, worded without the name (argparse names the option first)."""
+    def convert(text: str) -> object:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = text  # refused by the check, in its words
+        try:
+            check("", value)
+        except OptionError as error:
+            raise ArgumentTypeError(str(error).strip()) from None
+        return value
+    return convert
 
 
 def validate(options: object, checks: dict[str, Check]) -> None:

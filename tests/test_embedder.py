@@ -260,7 +260,7 @@ def test_bad_utterances(embedder, tmp_path):
 
 
 def test_bad_options():
-    with pytest.raises(OptionError, match="threads must be a positive integer"):
+    with pytest.raises(OptionError, match="threads must be a whole number >= 1"):
         Embedder(threads=0)
     with pytest.raises(PowersegError):
         Embedder(providers="tpu")

@@ -56,8 +56,25 @@ def test_every_checked_field_refuses_what_is_not_a_valid_number(options, bad):
     """One table of checks per Options class (``CHECKS``), the same words for every class."""
     assert options.CHECKS
     for name in options.CHECKS:
-        with pytest.raises(OptionError, match=f"^{name} must be a (positive|non-negative) "):
+        with pytest.raises(OptionError, match=f"^{name} must be a (whole )?number "):
             options(**{name: bad})
+
+
+@pytest.mark.parametrize("flag, text, field, value", [
+    ("--min-cluster-size", "0", "min_cluster_size", 0), ("--batch-size", "0", "batch_size", 0),
+    ("--threshold", "inf", "threshold", float("inf"))])
+def test_the_cli_and_the_options_word_a_bad_value_alike(flag, text, field, value, capsys):
+    """The command line's types are the Options fields' checks: the same words after the
+    option's name (argparse's ``--step: ...``) as after the field's (``step ...``)."""
+    from powerseg.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["diarize", "x.wav", flag, text])
+    said = capsys.readouterr().err.strip().splitlines()[-1]
+    with pytest.raises(OptionError) as error:
+        DiarizerOptions(**{field: value})
+    python_words = str(error.value).split(f"{field} ", 1)[1].rsplit(", got", 1)[0]
+    assert f"{flag}: {python_words}, got" in said, said
 
 
 def test_paths_and_provider_lists_are_normalised():

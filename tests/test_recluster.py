@@ -47,7 +47,7 @@ def test_speaker_bounds(diarizer, sample, sample_diarization, bounds):
 def test_what_the_models_fixed_cannot_change(diarizer, sample_diarization):
     with pytest.raises(OptionError, match="^step, exclude_overlap: fixed once the models"):
         diarizer.recluster(sample_diarization, step=2.0, exclude_overlap=False)
-    with pytest.raises(OptionError, match="threshold must be a positive number"):
+    with pytest.raises(OptionError, match="threshold must be a number > 0"):
         diarizer.recluster(sample_diarization, threshold=-1)
     other = Diarizer(providers="cpu", step=2.0)
     with pytest.raises(OptionError, match="made with other models or windows"):
