@@ -3,6 +3,7 @@ pyannote's diarization pipeline asks for them."""
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +21,6 @@ from .options import Check, integer, keywords_or_options, validate
 from .session import OnnxSession
 from .stream import StageHook
 
-# The diarization pipeline's chunks: pyannote/segmentation-3.0's 10 s window at 16 kHz and its
-# 589 output frames, which the speaker masks come on.
-CHUNK_SAMPLES = 160000
-MASK_FRAMES = 589
 MASK_THRESHOLD = 0.5  # a fbank frame is kept where its (nearest) mask frame is above this
 
 
@@ -160,10 +157,6 @@ class Embedder:
         self.options = options or EmbedderOptions(model=model, threads=threads, providers=providers)
         self.model = EmbeddingModel(self.options.model, self.options.threads, self.options.providers)
         self.spec = self.model.spec
-        num_fbank = self.spec.fbank.num_frames(CHUNK_SAMPLES)
-        # fbank frame j of a chunk takes mask frame floor(j * 589 / 998), as torch's
-        # nearest interpolation does (exact in integers: no frame sits on a rounding edge)
-        self._mask_frame = np.arange(num_fbank) * MASK_FRAMES // num_fbank
 
     def __repr__(self) -> str:
         from .segmenter import options_repr
@@ -211,8 +204,10 @@ class Embedder:
                          dict(self.spec.metadata))
 
     def embed_chunks(self, chunks: np.ndarray, masks: np.ndarray) -> Embeddings:
-        """(n, 160000) zero-padded 10 s chunks and (n, 589) or (n, speakers, 589) frame masks ->
-        (n, 192) or (n, speakers, 192) embeddings of the frames each mask keeps.
+        """(n, samples) chunks and (n, frames) or (n, speakers, frames) masks on the chunks'
+        segmentation frames -> (n, 192) or (n, speakers, 192) embeddings of the frames each
+        mask keeps. The geometry is the segmentation's (segmentation-3.0: 160000 samples, the
+        last chunk zero-padded, and 589 frames), read from the inputs' shapes.
 
         As pyannote's pipeline embeds a (chunk, speaker) pair: fbank of the whole chunk,
         mean-normalised over all its frames, then only the frames whose nearest mask frame is
@@ -222,7 +217,8 @@ class Embedder:
         features whatever ``n`` is.
         """
         chunks, masks = self._check_chunks(chunks, masks)
-        kept = masks.reshape(-1, MASK_FRAMES)[:, self._mask_frame] > MASK_THRESHOLD
+        nearest = mask_frames(masks.shape[-1], self.spec.fbank.num_frames(chunks.shape[1]))
+        kept = masks.reshape(-1, masks.shape[-1])[:, nearest] > MASK_THRESHOLD
         if masks.ndim == 3:  # (chunk whose fbank to compute, the rows of ``kept`` that use it)
             speakers = masks.shape[1]
             groups = [(c, list(range(c * speakers, (c + 1) * speakers))) for c in range(len(chunks))]
@@ -244,15 +240,16 @@ class Embedder:
         chunks, masks = np.asarray(chunks), np.asarray(masks)
         if not np.issubdtype(chunks.dtype, np.floating):
             raise AudioError(f"chunks: expected float samples in [-1, 1], got dtype {chunks.dtype}")
-        if chunks.ndim != 2 or chunks.shape[1] != CHUNK_SAMPLES:
-            raise AudioError(f"chunks: expected shape (n, {CHUNK_SAMPLES}) (10 s at 16 kHz, the last "
-                             f"one zero-padded), got {chunks.shape}")
+        if chunks.ndim != 2 or chunks.shape[1] < self.spec.fbank.frame_length_samples:
+            raise AudioError(f"chunks: expected shape (n, samples), at least one fbank frame "
+                             f"({self.spec.fbank.frame_length_samples} samples) each, got "
+                             f"{chunks.shape}")
         if not (np.issubdtype(masks.dtype, np.floating) or np.issubdtype(masks.dtype, np.integer)
                 or masks.dtype == bool):
             raise OptionError(f"masks: expected numbers or booleans, got dtype {masks.dtype}")
-        if masks.ndim not in (2, 3) or masks.shape[-1] != MASK_FRAMES:
-            raise OptionError(f"masks: expected shape (n, {MASK_FRAMES}) or (n, speakers, "
-                              f"{MASK_FRAMES}), got {masks.shape}")
+        if masks.ndim not in (2, 3) or masks.shape[-1] < 1:
+            raise OptionError(f"masks: expected shape (n, frames) or (n, speakers, frames), got "
+                              f"{masks.shape}")
         if len(masks) != len(chunks):
             raise OptionError(f"masks: {len(masks)} masks for {len(chunks)} chunks; give one "
                               "(or one per speaker) for each chunk")
@@ -261,6 +258,18 @@ class Embedder:
         if masks.dtype != bool and not np.isfinite(masks).all():
             raise OptionError("masks: NaN or infinite values; masks are 0/1 or activations in [0, 1]")
         return chunks.astype(np.float32, copy=False), masks
+
+
+@functools.lru_cache(maxsize=8)
+def mask_frames(frames: int, num_fbank: int) -> np.ndarray:
+    """(num_fbank,) index of the mask frame each fbank frame takes: torch's nearest
+    interpolation, as pyannote resizes the masks, in its float32 arithmetic
+    (floor(j * (frames / num_fbank)), capped), so any geometry rounds as torch does."""
+    scale = np.float32(frames) / np.float32(num_fbank)
+    index = np.floor(np.arange(num_fbank, dtype=np.float32) * scale).astype(np.int64)
+    index = np.minimum(index, frames - 1)
+    index.flags.writeable = False  # shared by every call with this geometry
+    return index
 
 
 def _runs(chunks: np.ndarray) -> list[tuple[int, list[int]]]:

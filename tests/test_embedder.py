@@ -13,10 +13,11 @@ import soxr
 
 from powerseg import Embedder, EmbedderOptions
 from powerseg.errors import AudioError, AudioNotFoundError, OptionError, PowersegError
-from powerseg.runtime.embedder import CHUNK_SAMPLES, MASK_FRAMES, _runs
+from powerseg.runtime.embedder import _runs, mask_frames
 from powerseg.samples import sample_path
 
 RATE = 16000
+CHUNK_SAMPLES, MASK_FRAMES = 160000, 589  # segmentation-3.0's window and its frames
 # The bar of the issue: every (chunk, speaker) embedding within cosine 0.9999 of torch CAM++'s.
 # Measured: >= 0.9999997 on all 3,398 embedded pairs of the shared files (max |difference|
 # 4.3e-4): the fbank differs from torchaudio's by float32 rounding only, the ONNX model from
@@ -205,12 +206,33 @@ def test_results_carry_options_and_threads_do_not_change_them(embedder, sample_c
     np.testing.assert_array_equal(one.embed_chunks(chunks, masks).vectors, result.vectors)
 
 
+def test_mask_frames_round_as_torch_nearest_interpolation():
+    """The masks are resized to the fbank frames as pyannote resizes them (torch's nearest
+    interpolation), for the shipped geometry and any other."""
+    torch = pytest.importorskip("torch")
+    for frames, num_fbank in [(589, 998), (293, 498), (100, 333), (7, 14), (998, 589)]:
+        x = torch.arange(frames, dtype=torch.float32)[None, None]
+        expected = torch.nn.functional.interpolate(x, size=num_fbank, mode="nearest")
+        np.testing.assert_array_equal(mask_frames(frames, num_fbank), expected[0, 0].long())
+
+
+def test_chunk_geometry_comes_from_the_inputs(embedder, shared):
+    """A segmentation with other windows (5 s here, 293 frames) works the same way: a mask
+    keeping every frame embeds what the whole chunk as an utterance embeds."""
+    samples, rate = sf.read(shared / "audio" / "pyannote_sample" / "wav" / "sample.wav",
+                            dtype="float32")
+    chunk = samples[rate * 3:rate * 8]
+    pair = embedder.embed_chunks(chunk[None], np.ones((1, 293))).vectors[0]
+    np.testing.assert_array_equal(pair, embedder.embed(chunk, sample_rate=rate).vector)
+
+
 # --- bad inputs: typed errors naming what is wrong ---------------------------------------------
 
 def test_bad_chunks(embedder):
     masks = np.ones((2, MASK_FRAMES))
-    with pytest.raises(AudioError, match=r"^chunks: expected shape \(n, 160000\).*got \(2, 80000\)"):
-        embedder.embed_chunks(np.zeros((2, 80000), np.float32), masks)
+    with pytest.raises(AudioError, match=r"^chunks: expected shape \(n, samples\), at least one "
+                       r"fbank frame \(400 samples\) each, got \(2, 100\)"):
+        embedder.embed_chunks(np.zeros((2, 100), np.float32), masks)
     with pytest.raises(AudioError, match=r"got \(160000,\)"):
         embedder.embed_chunks(np.zeros(CHUNK_SAMPLES, np.float32), masks[0])
     with pytest.raises(AudioError, match="expected float samples.*int16"):
@@ -222,7 +244,7 @@ def test_bad_chunks(embedder):
 
 
 @pytest.mark.parametrize("masks, pattern", [
-    (np.ones((2, 588)), r"^masks: expected shape \(n, 589\) or \(n, speakers, 589\), got \(2, 588\)"),
+    (np.ones((2, 0)), r"^masks: expected shape \(n, frames\) or \(n, speakers, frames\), got \(2, 0\)"),
     (np.ones((2, 3, 4, 589)), r"got \(2, 3, 4, 589\)"),
     (np.ones(589), r"got \(589,\)"),
     (np.ones((3, 589)), "^masks: 3 masks for 2 chunks"),
