@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from powerseg import __version__
+from powerseg.models import SEGMENTATION
 
 from .pyannet import PyanNet
 
@@ -39,6 +40,7 @@ def metadata(model: PyanNet, variant: str) -> dict[str, str]:
     """Everything the runtime needs to place frames and decode classes, as strings."""
     g = model.geometry
     return {
+        "kind": SEGMENTATION,
         "model": "pyannote/segmentation-3.0",
         "variant": variant,
         "sample_rate": str(model.sample_rate),

@@ -51,7 +51,8 @@ def resolve_model(model: str | os.PathLike, kind: str = SEGMENTATION) -> Path:
 
 
 def model_kind(metadata: dict[str, str]) -> str | None:
-    """The metadata's ``kind``; segmentation files made before the key existed carry ``powerset``."""
+    """The metadata's ``kind``. Every shipped file has it; segmentation files exported before
+    it existed (powerseg 0.1.0 before 2026-12) are known by their ``powerset`` key."""
     return metadata.get("kind") or (SEGMENTATION if "powerset" in metadata else None)
 
 

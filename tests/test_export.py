@@ -18,7 +18,7 @@ from powerseg.runtime.framing import Framing
 from powerseg.runtime.model import OnnxModel
 from powerseg.samples import sample_path
 
-KEYS = ("sample_rate", "window_samples", "frame_start_samples", "frame_step_samples",
+KEYS = ("kind", "sample_rate", "window_samples", "frame_start_samples", "frame_step_samples",
         "frame_duration_samples", "num_speakers", "max_speakers_per_frame", "powerset",
         "checkpoint_sha256", "producer", "producer_version")
 
@@ -34,7 +34,7 @@ def test_shipped_model_is_self_describing(variant):
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
     meta = metadata_of(proto)
     assert set(KEYS) <= set(meta)
-    assert meta["variant"] == variant
+    assert (meta["kind"], meta["variant"]) == ("segmentation", variant)
     assert (meta["sample_rate"], meta["window_samples"]) == ("16000", "160000")
     assert (meta["frame_step_samples"], meta["frame_duration_samples"]) == ("270", "991")
     assert json.loads(meta["powerset"]) == [[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1],
