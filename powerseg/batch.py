@@ -16,9 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from powerseg.errors import AudioNotFoundError, OptionError, PowersegError
 from powerseg.runtime.stream import StageHook
 from powerseg.runtime.writers import atomic_output, npz_bytes, uri_of
+
+if TYPE_CHECKING:
+    from powerseg.runtime import BinarizeOptions, DiarizerOptions, SegmenterOptions
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au",
                   ".caf", ".w64", ".rf64"}
@@ -60,16 +65,17 @@ COMMANDS = ("vad", "osd", "scores", "diarize")
 
 @dataclass(frozen=True)
 class Task:
-    """One command and its options, as plain data (picklable: Ray ships it to its workers).
+    """One command and its options, as the frozen Options objects the pipelines take
+    (picklable: Ray ships them to its workers, which build the same models from them).
 
-    ``model``: keyword arguments of ``Segmenter`` (vad, osd, scores) or ``Diarizer`` (diarize);
-    ``binarize``: of ``BinarizeOptions`` (vad, osd); ``speakers``: num/min/max_speakers;
+    ``model``: ``SegmenterOptions`` (vad, osd, scores) or ``DiarizerOptions`` (diarize);
+    ``binarize``: ``BinarizeOptions`` (vad, osd); ``speakers``: num/min/max_speakers;
     ``voices``: a voice bank's path, its speakers named after it (diarize)."""
 
     command: str
     format: str  # "rttm" or "json" (vad, osd, diarize); "npz" (scores)
-    model: dict = field(default_factory=dict)
-    binarize: dict = field(default_factory=dict)
+    model: SegmenterOptions | DiarizerOptions
+    binarize: BinarizeOptions | None = None
     speakers: dict = field(default_factory=dict)
     exclusive: bool = False
     voices: str | None = None
@@ -80,7 +86,8 @@ class Task:
         return f".{self.format}"
 
     def validate(self) -> None:
-        """The option errors a worker would meet, here and now, without loading a model."""
+        """The option errors a worker would meet, here and now, without loading a model (the
+        Options objects checked themselves when made)."""
         from powerseg.runtime import BinarizeOptions, SegmenterOptions
 
         if self.command not in COMMANDS:
@@ -92,12 +99,16 @@ class Task:
             from powerseg.runtime.diarizer import DiarizerOptions, speaker_bounds
             from powerseg.runtime.voices import check_voices
 
-            DiarizerOptions(**self.model)
+            expected = DiarizerOptions
             speaker_bounds(**self.speakers)
             check_voices(self.voices, self.voice_threshold)
         else:
-            SegmenterOptions(**self.model)
-            BinarizeOptions(**self.binarize)
+            expected = SegmenterOptions
+            if self.command != "scores" and not isinstance(self.binarize, BinarizeOptions):
+                raise OptionError(f"{self.command} needs BinarizeOptions, got {self.binarize!r}")
+        if not isinstance(self.model, expected):
+            raise OptionError(f"{self.command} needs {expected.__name__}, got "
+                              f"{type(self.model).__name__}")
 
     def producer(self) -> Producer:
         return Producer(self)
@@ -107,18 +118,18 @@ class Producer:
     """The models of a ``Task``, loaded once; ``producer(path)`` -> that input's output bytes."""
 
     def __init__(self, task: Task):
-        from powerseg.runtime import BinarizeOptions, Segmenter
+        from powerseg.runtime import Segmenter
 
         task.validate()
         self.task = task
         if task.command == "diarize":
             from powerseg.runtime import Diarizer
 
-            self.model = Diarizer(**task.model, voices=task.voices,
+            self.model = Diarizer(options=task.model, voices=task.voices,
                                   voice_threshold=task.voice_threshold)
         else:
-            self.model = Segmenter(**task.model)
-            self.options = BinarizeOptions(**task.binarize)
+            self.model = Segmenter(options=task.model)
+            self.options = task.binarize
 
     def records(self, path: Path, hook: StageHook | None = None) -> tuple[list[str], dict]:
         """(RTTM lines, JSON document) of one input (vad, osd, diarize); ``hook``: the

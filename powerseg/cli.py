@@ -289,13 +289,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _segmenter_options(args: argparse.Namespace):
+    from powerseg.runtime import SegmenterOptions
+
+    step = STEP if args.step is None else args.step  # None: eval/plot's diarization preset
+    return SegmenterOptions(model=args.model, step=step, batch_size=args.batch_size,
+                            threads=args.threads, providers=args.provider, soft=args.soft,
+                            shared_front=args.shared_front)
+
+
 def _segmenter(args: argparse.Namespace):
     from powerseg.runtime import Segmenter
 
-    step = STEP if args.step is None else args.step  # None: eval/plot's diarization preset
-    return Segmenter(model=args.model, step=step, batch_size=args.batch_size,
-                     threads=args.threads, providers=args.provider, soft=args.soft,
-                     shared_front=args.shared_front)
+    return Segmenter(options=_segmenter_options(args))
 
 
 def _binarize(args: argparse.Namespace):
@@ -309,21 +315,14 @@ def _task(args: argparse.Namespace):
     """The command line's per-input work as a ``batch.Task`` (the same locally and on Ray)."""
     from powerseg.batch import Task
 
-    segmenter = dict(model=args.model, step=args.step, batch_size=args.batch_size,
-                     threads=args.threads, providers=args.provider,
-                     shared_front=args.shared_front)
     if args.command == "scores":
-        task = Task("scores", "npz", dict(segmenter, soft=args.soft))
+        task = Task("scores", "npz", _segmenter_options(args))
+    elif args.command == "diarize":
+        task = Task("diarize", _text_format(args), _diarizer_options(args),
+                    speakers=_speakers(args), exclusive=args.exclusive, **_voices(args))
     else:
-        fmt = _text_format(args)
-        if args.command == "diarize":
-            task = Task("diarize", fmt, _diarizer_options(args), speakers=_speakers(args),
-                        exclusive=args.exclusive, **_voices(args))
-        else:
-            task = Task(args.command, fmt, dict(segmenter, soft=args.soft), binarize=dict(
-                onset=args.onset, offset=args.offset, min_duration_on=args.min_duration_on,
-                min_duration_off=args.min_duration_off, pad_onset=args.pad_onset,
-                pad_offset=args.pad_offset))
+        task = Task(args.command, _text_format(args), _segmenter_options(args),
+                    binarize=_binarize(args))
     task.validate()  # a usage error before any file is read or any model loaded
     return task
 
@@ -353,20 +352,22 @@ def _regions(args: argparse.Namespace) -> int:
     return _write_results(args, _task(args))
 
 
-def _diarizer_options(args: argparse.Namespace) -> dict:
-    """The Diarizer's keyword arguments: the preset's, then the options given."""
+def _diarizer_options(args: argparse.Namespace):
+    """The Diarizer's options: the preset's (``DiarizerOptions.preset``), then those given."""
+    from powerseg.runtime.diarizer import DiarizerOptions
+
     given = dict(step=args.step, threshold=args.threshold, min_cluster_size=args.min_cluster_size)
-    return {**PRESETS[args.preset], **{k: v for k, v in given.items() if v is not None},
-            "segmentation": args.model, "embedding": args.embedding,
-            "min_duration_off": args.min_duration_off, "batch_size": args.batch_size,
-            "threads": args.threads, "providers": args.provider,
-            "shared_front": args.shared_front}
+    return DiarizerOptions.preset(
+        args.preset, **{k: v for k, v in given.items() if v is not None},
+        segmentation=args.model, embedding=args.embedding,
+        min_duration_off=args.min_duration_off, batch_size=args.batch_size,
+        threads=args.threads, providers=args.provider, shared_front=args.shared_front)
 
 
 def _diarizer(args: argparse.Namespace):
     from powerseg.runtime import Diarizer
 
-    return Diarizer(**_diarizer_options(args))
+    return Diarizer(options=_diarizer_options(args))
 
 
 def _diarize(args: argparse.Namespace) -> int:
@@ -588,7 +589,7 @@ def _live_diarization(args: argparse.Namespace) -> int:
         raise OptionError(f"--final-output {args.final_output}: give a .rttm or .json path")
     from powerseg.runtime import Diarizer
 
-    diarizer = Diarizer(**_diarizer_options(args), **_voices(args))
+    diarizer = Diarizer(options=_diarizer_options(args), **_voices(args))
     framing = diarizer.segmenter.framing
     check_latency(args.latency, framing.step, framing.spec.window, "--latency")
     stream = diarizer.stream(latency=args.latency, **_speakers(args))
@@ -944,7 +945,7 @@ def _transcript(args: argparse.Namespace) -> int:
     else:
         from powerseg.runtime import Diarizer
 
-        result = Diarizer(**_diarizer_options(args), **_voices(args))(args.audio, **_speakers(args))
+        result = Diarizer(options=_diarizer_options(args), **_voices(args))(args.audio, **_speakers(args))
         turns = result.exclusive() if args.exclusive else result.turns()
         envelope = diarization_json(uri, turns, result, args.exclusive)
     transcript = assign_speakers(words, turns, args.max_gap)

@@ -84,3 +84,17 @@ def test_paths_and_provider_lists_are_normalised():
                         providers=["cpu"])
     assert (o.segmentation, o.embedding, o.providers) == ("a.onnx", "b.onnx", ("cpu",))
     assert SegmenterOptions(model=Path("m.onnx")).model == "m.onnx"
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["diarize", "x.wav", "--preset", "fast", "--threshold", "0.8"],
+     DiarizerOptions.preset("fast", threshold=0.8)),
+    (["vad", "x.wav", "--step", "2", "--provider", "cpu"],
+     SegmenterOptions(step=2.0, providers="cpu"))])
+def test_the_cli_builds_the_options_objects_that_batch_and_ray_carry(argv, expected):
+    """One path: the command line's options become the frozen Options object (presets merged
+    by ``DiarizerOptions.preset``), which the batch Task carries to local and Ray workers."""
+    from powerseg.cli import _task, build_parser
+
+    args = build_parser().parse_args(argv)
+    assert _task(args).model == expected
