@@ -23,7 +23,8 @@ from powerseg.runtime.stream import StageHook
 from powerseg.runtime.writers import atomic_output, npz_bytes, uri_of
 
 if TYPE_CHECKING:
-    from powerseg.runtime import BinarizeOptions, DiarizerOptions, SegmenterOptions
+    from powerseg.runtime import (BinarizeOptions, DiarizerOptions, EmbedderOptions,
+                                  SegmenterOptions)
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au",
                   ".caf", ".w64", ".rf64"}
@@ -60,7 +61,7 @@ def expand(inputs: list[Path]) -> list[Path]:
 
 # ---- what to compute per input ---------------------------------------------------------------
 
-COMMANDS = ("vad", "osd", "scores", "diarize")
+COMMANDS = ("vad", "osd", "scores", "diarize", "embed")
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,14 @@ class Task:
     """One command and its options, as the frozen Options objects the pipelines take
     (picklable: Ray ships them to its workers, which build the same models from them).
 
-    ``model``: ``SegmenterOptions`` (vad, osd, scores) or ``DiarizerOptions`` (diarize);
+    ``model``: ``SegmenterOptions`` (vad, osd, scores), ``DiarizerOptions`` (diarize) or
+    ``EmbedderOptions`` (embed: one whole-input embedding);
     ``binarize``: ``BinarizeOptions`` (vad, osd); ``speakers``: num/min/max_speakers;
     ``voices``: a voice bank's path, its speakers named after it (diarize)."""
 
     command: str
-    format: str  # "rttm" or "json" (vad, osd, diarize); "npz" (scores)
-    model: SegmenterOptions | DiarizerOptions
+    format: str  # "rttm" or "json" (vad, osd, diarize); "npz" (scores, embed)
+    model: SegmenterOptions | DiarizerOptions | EmbedderOptions
     binarize: BinarizeOptions | None = None
     speakers: dict = field(default_factory=dict)
     exclusive: bool = False
@@ -92,7 +94,7 @@ class Task:
 
         if self.command not in COMMANDS:
             raise OptionError(f"command must be one of {', '.join(COMMANDS)}, got {self.command!r}")
-        formats = ("npz",) if self.command == "scores" else ("rttm", "json")
+        formats = ("npz",) if self.command in ("scores", "embed") else ("rttm", "json")
         if self.format not in formats:
             raise OptionError(f"{self.command} writes {' or '.join(formats)}, not {self.format!r}")
         if self.command == "diarize":
@@ -102,6 +104,10 @@ class Task:
             expected = DiarizerOptions
             speaker_bounds(**self.speakers)
             check_voices(self.voices, self.voice_threshold)
+        elif self.command == "embed":
+            from powerseg.runtime import EmbedderOptions
+
+            expected = EmbedderOptions
         else:
             expected = SegmenterOptions
             if self.command != "scores" and not isinstance(self.binarize, BinarizeOptions):
@@ -127,6 +133,10 @@ class Producer:
 
             self.model = Diarizer(options=task.model, voices=task.voices,
                                   voice_threshold=task.voice_threshold)
+        elif task.command == "embed":
+            from powerseg.runtime import Embedder
+
+            self.model = Embedder(options=task.model)
         else:
             self.model = Segmenter(options=task.model)
             self.options = task.binarize
@@ -145,10 +155,12 @@ class Producer:
         return rttm_lines(uri, found), regions_json(uri, found, result)
 
     def __call__(self, path: Path, hook: StageHook | None = None) -> bytes:
-        from powerseg.runtime.writers import dumps_json, scores_npz
+        from powerseg.runtime.writers import dumps_json, embeddings_npz, scores_npz
 
         if self.task.command == "scores":
             return npz_bytes(scores_npz(self.model(path, activations=False, hook=hook)))
+        if self.task.command == "embed":
+            return npz_bytes(embeddings_npz([(uri_of(path), self.model.embed(path, hook=hook))]))
         rttm, document = self.records(path, hook)
         text = "".join(rttm) if self.task.format == "rttm" else dumps_json(document)
         return text.encode("utf-8")

@@ -262,10 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     _binarize_options(p)
 
     p = sub.add_parser("embed", help="one speaker embedding per file, whole file (npz)")
-    p.add_argument("audio", nargs="+", type=Path,
-                   help="audio files, folders (searched recursively) or .txt/.lst lists")
-    p.add_argument("--output", "-o", type=Path, required=True,
-                   help="npz: embeddings (files, 192) float32, uris, num_frames")
+    _batch_arguments(p, formats=("npz",), required=True)  # -o: every input's row in one npz
     p.add_argument("--model", default="campplus", help="campplus (default) or an .onnx path")
     p.add_argument("--threads", type=_positive_int, default=None,
                    help="onnxruntime runs at once (default: one per core)")
@@ -317,6 +314,11 @@ def _task(args: argparse.Namespace):
 
     if args.command == "scores":
         task = Task("scores", "npz", _segmenter_options(args))
+    elif args.command == "embed":
+        from powerseg.runtime import EmbedderOptions
+
+        task = Task("embed", "npz", EmbedderOptions(model=args.model, threads=args.threads,
+                                                    providers=args.provider))
     elif args.command == "diarize":
         task = Task("diarize", _text_format(args), _diarizer_options(args),
                     speakers=_speakers(args), exclusive=args.exclusive, **_voices(args))
@@ -681,23 +683,22 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _embed(args: argparse.Namespace) -> int:
-    """One whole-file embedding per input into one npz; bad inputs reported and skipped."""
-    import numpy as np
-
+    """One whole-file embedding per input: all in one npz (``--output``), or one npz per
+    input (``--output-dir``, here or on Ray, resumable); bad inputs reported and skipped."""
     from powerseg import batch
-    from powerseg.runtime import Embedder
-    from powerseg.runtime.writers import uri_of, write_npz
+    from powerseg.runtime.writers import embeddings_npz, uri_of, write_npz
 
     _npz_output(args)
-    embedder = Embedder(args.model, threads=args.threads, providers=args.provider)
+    task = _task(args)
+    if args.output_dir:
+        return _batch(args, task)
+    if args.ray:
+        raise OptionError("--ray writes one output per input: give --output-dir")
+    embedder = task.producer().model
     done, failed = _each(args, batch.expand(args.audio),
                          lambda path, hook: embedder.embed(path, hook=hook))
     if done:
-        write_npz(args.output, {
-            "embeddings": np.stack([e.vector for _, e in done]),
-            "uris": np.array([uri_of(path) for path, _ in done]),
-            "num_frames": np.array([e.num_frames for _, e in done], dtype=np.int32),
-        })
+        write_npz(args.output, embeddings_npz([(uri_of(path), e) for path, e in done]))
     return EXIT_INPUT if failed else 0
 
 

@@ -1,4 +1,4 @@
-"""Batch jobs on a Ray cluster: ``vad``, ``osd``, ``scores`` and ``diarize`` over many inputs.
+"""Batch jobs on a Ray cluster: ``vad``, ``osd``, ``scores``, ``diarize`` and ``embed`` over many inputs.
 
 Ray Data's batch inference with an actor pool: each worker actor loads the models once
 (``batch.Task.producer``, the very code of the local batch mode, so a file's output bytes are the
@@ -72,7 +72,7 @@ class Worker:
     """One Ray actor: the models loaded once; each call does a batch of (input, output name)."""
 
     def __init__(self, task: batch.Task, output: str, overwrite: bool, cpus: float):
-        if task.model.get("threads") is None:
+        if task.model.threads is None:
             # "threads=None: one per core" means the cores Ray gave this worker, not the node's:
             # the options (and so the output bytes) stay those of the local run, and workers
             # sharing a node do not each start a thread per core of the node.

@@ -22,6 +22,7 @@ from .segmenter import Segmentation
 
 if TYPE_CHECKING:
     from .diarizer import Diarization
+    from .embedder import Embedding
 
 JSON_SCHEMA_VERSION = 1
 
@@ -148,6 +149,16 @@ def scores_npz(result: Segmentation) -> dict[str, np.ndarray]:
         "frame_start": np.float64(result.frame_start), "frame_step": np.float64(result.frame_step),
         "frame_duration": np.float64(result.frame_duration),
         "duration": np.float64(result.duration),
+    }
+
+
+def embeddings_npz(done: list[tuple[str, Embedding]]) -> dict[str, np.ndarray]:
+    """Whole-input embeddings, one row per (uri, embedding): ``powerseg embed``'s one npz,
+    and each input's own with ``--output-dir`` (one row), so one reader takes both."""
+    return {
+        "embeddings": np.stack([e.vector for _, e in done]),
+        "uris": np.array([uri for uri, _ in done]),
+        "num_frames": np.array([e.num_frames for _, e in done], dtype=np.int32),
     }
 
 

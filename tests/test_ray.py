@@ -152,10 +152,11 @@ print(sorted(n["NodeManagerAddress"] for n in ray.nodes() if n["Alive"]))
 
 
 @pytest.mark.parametrize("command,fmt", [("vad", "json"), ("osd", "rttm"), ("scores", "npz"),
-                                         ("diarize", "rttm"), ("diarize", "json")])
+                                         ("diarize", "rttm"), ("diarize", "json"),
+                                         ("embed", "npz")])
 def test_same_bytes_as_local(ray_cluster, tmp_path, command, fmt):
     folder = inputs(tmp_path, [SAMPLE, AMI / "dev00.wav", AMI / "trn01.wav"])
-    extra = [] if command == "scores" else ["--format", fmt]
+    extra = [] if fmt == "npz" else ["--format", fmt]
     expected = outputs(local(tmp_path, command, str(folder), *extra))
     assert sorted(expected) == [f"dev00.{fmt}", f"sample.{fmt}", f"trn01.{fmt}"]
     out = tmp_path / "ray"
