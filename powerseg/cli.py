@@ -964,7 +964,7 @@ def _rttm_turns(rttm: Path, audio: Path, uri: str) -> tuple[list, dict]:
     from powerseg.runtime.audio import duration
     from powerseg.runtime.diarizer import Turn
     from powerseg.runtime.metrics import read_rttm
-    from powerseg.runtime.writers import JSON_SCHEMA_VERSION
+    from powerseg.runtime.writers import envelope
 
     if not rttm.is_file():
         raise TranscriptError(f"{rttm}: no such RTTM file")
@@ -977,7 +977,7 @@ def _rttm_turns(rttm: Path, audio: Path, uri: str) -> tuple[list, dict]:
         raise TranscriptError(f"{rttm}: no recording {uri!r} among its "
                               f"{', '.join(sorted(recordings))}")
     turns = sorted(Turn(r.start, r.end, r.label) for r in regions)
-    return turns, {"schema": JSON_SCHEMA_VERSION, "uri": uri, "duration": duration(audio),
+    return turns, {**envelope(), "uri": uri, "duration": duration(audio),  # no model ran
                    "speakers": list(dict.fromkeys(t.speaker for t in turns)),
                    "turns": [{"start": round(t.start, 6), "end": round(t.end, 6),
                               "speaker": t.speaker} for t in turns],

@@ -84,6 +84,8 @@ class OnnxSession:
         self._spread_lock = threading.Lock()
         self.metadata = dict(self.session.get_modelmeta().custom_metadata_map)
         self._check_kind()
+        # where it was loaded from, for the results' provenance (writers.py checksums it)
+        self.metadata["file"] = str(self.path)
         self.provider = self.session.get_providers()[0]
         wanted = [p[0] if isinstance(p, tuple) else p for p in chosen]
         if wanted[0] != self.provider:

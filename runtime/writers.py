@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -15,10 +16,13 @@ from typing import IO, TYPE_CHECKING, Iterator
 
 import numpy as np
 
+from powerseg import __version__
 from powerseg.errors import OutputError, PowersegError
+from powerseg.models import SEGMENTATION_FRONT, sha256
 
 from .binarize import Region
 from .segmenter import Segmentation
+from .session import model_kind
 
 if TYPE_CHECKING:
     from .diarizer import Diarization
@@ -81,9 +85,39 @@ def rttm_lines(uri: str, regions: Iterable[Region]) -> list[str]:
             for r in regions]
 
 
+def envelope(*metadata: dict) -> dict:
+    """What every JSON output starts with: the schema, the powerseg version, and each model
+    file the result came from (kind, name, variant, file name and sha256; a shared front-end
+    pair's front as well), from the models' metadata the results carry."""
+    models = []
+    for props in metadata:
+        entry = {"kind": model_kind(props), "model": props.get("model", ""),
+                 "variant": props.get("variant", "")}
+        if props.get("file"):
+            entry.update(file=Path(props["file"]).name, sha256=_file_sha256(props["file"]))
+        models.append(entry)
+        if "front_model" in props:
+            front = json.loads(props["front_model"])
+            models.append({"kind": SEGMENTATION_FRONT, "model": entry["model"],
+                           "variant": entry["variant"], "file": front.get("file", ""),
+                           "sha256": front.get("sha256", "")})
+    return {"schema": JSON_SCHEMA_VERSION, "powerseg": __version__, "models": models}
+
+
+def _file_sha256(path: str) -> str:
+    """The sha256 of a model file, computed once per file version."""
+    stat = os.stat(path)
+    return _sha256_of(path, stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    return sha256(path)
+
+
 def regions_json(uri: str, regions: list[Region], result: Segmentation) -> dict:
     return {
-        "schema": JSON_SCHEMA_VERSION,
+        **envelope(result.metadata),
         "uri": uri,
         "duration": result.duration,
         "regions": [{"start": round(r.start, 6), "end": round(r.end, 6), "label": r.label}
@@ -101,7 +135,7 @@ def diarization_json(uri: str, turns: list, result: Diarization,
     used and each speaker's centroid (float32 values, as the embeddings)."""
     segmentation, embedding = result.segmentation.metadata, result.embedding_metadata
     return {
-        "schema": JSON_SCHEMA_VERSION,
+        **envelope(segmentation, embedding),
         "uri": uri,
         "duration": result.duration,
         "speakers": list(result.speakers),

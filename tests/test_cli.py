@@ -91,3 +91,29 @@ def test_console_script_runs():
     done = subprocess.run([sys.executable, "-m", "powerseg", "--version"], capture_output=True,
                           text=True, check=True)
     assert done.stdout.startswith("powerseg ")
+
+
+def test_json_outputs_share_one_envelope_naming_every_model_file(tmp_path):
+    """vad and diarize JSON start alike: schema, powerseg version, and each model file used
+    (a shared front-end pair's two) with the sha256 of the very file."""
+    import hashlib
+    import json
+
+    from powerseg import __version__
+    from powerseg.models import model_path
+
+    folder = model_path("fp32").parent
+    digest = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.glob("*.onnx")}
+    documents = {}
+    for command in ("vad", "diarize"):
+        out = tmp_path / f"{command}.json"
+        assert main([command, str(sample_path()), "-o", str(out), "--provider", "cpu"]) == 0
+        documents[command] = json.loads(out.read_text())
+    for command, document in documents.items():
+        assert list(document)[:3] == ["schema", "powerseg", "models"], command
+        assert (document["schema"], document["powerseg"]) == (1, __version__)
+        for model in document["models"]:
+            assert model["sha256"] == digest[model["file"]], (command, model)
+    kinds = [[m["kind"] for m in d["models"]] for d in documents.values()]
+    assert kinds == [["segmentation", "segmentation_front"],
+                     ["segmentation", "segmentation_front", "speaker_embedding"]]
