@@ -35,13 +35,15 @@ SEGMENTATION_CHECKPOINT = SHARED / "checkpoints" / "segmentation-3.0" / "pytorch
 CAMPPLUS_CHECKPOINT = SHARED / "checkpoints" / "campplus" / "campplus_cn_en_common.pt"
 
 # The child: one Diarizer run with its stages timed (instance attributes wrapped, nothing in
-# the package changed), optionally on the torch rebuilds of both models.
+# the package changed), optionally on the torch rebuilds of both models (stand-ins of the
+# runtime/contracts.py Protocols, given to Diarizer.with_models).
 CHILD = r"""
 import json, sys, time
 import numpy as np
 path, backend = sys.argv[1], sys.argv[2]
 start = time.perf_counter()
 from powerseg import Diarizer
+from powerseg.runtime.diarizer import DiarizerOptions
 diarizer = Diarizer(providers="cpu")
 if backend == "torch":
     import torch
@@ -57,6 +59,8 @@ if backend == "torch":
             self.front = None
         def windows(self, step_samples):
             return SampleWindows("waveforms", self.spec.window_samples, step_samples)
+        def accepts_step(self, step_samples):
+            return True
         def infer_async(self, batch):
             from concurrent.futures import Future
             done = Future()
@@ -74,10 +78,10 @@ if backend == "torch":
         def map(self, function, items):
             return [function(item) for item in items]
 
-    diarizer.segmenter.model = TorchSegmentation(load_checkpoint(sys.argv[3]),
-                                                 diarizer.segmenter.model)
-    diarizer.embedder.model = TorchEmbedding(load_campplus(sys.argv[4]).eval(),
-                                             diarizer.embedder.model)
+    diarizer = Diarizer.with_models(
+        TorchSegmentation(load_checkpoint(sys.argv[3]), diarizer.segmenter.model),
+        TorchEmbedding(load_campplus(sys.argv[4]).eval(), diarizer.embedder.model),
+        DiarizerOptions(segmentation="torch", embedding="torch", providers="cpu"))
 loaded = time.perf_counter()
 spent = {"embeddings": 0.0}
 embed_chunks = diarizer.embedder.embed_chunks
@@ -158,12 +162,16 @@ def main(argv=None) -> int:
     parser.add_argument("--torch-threads", type=int, default=1,
                         help="torch intra-op threads (1, as the pyannote reference ran; 2 threads "
                         "stall under load on this machine)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="the JSON to write")
     args = parser.parse_args(argv)
     sources = sorted((SHARED / "audio" / "libri_conv_a" / "wav").glob("*.wav"))
     if not sources:
         sys.exit(f"no libri_conv_a audio under {SHARED / 'audio'}")
     folder = Path(tempfile.gettempdir())
-    doc = {"machine": {"nproc": os.cpu_count(), "loadavg_at_start": os.getloadavg()},
+    from powerseg.runtime.cpu import cpu_model
+
+    doc = {"machine": {"cpu": cpu_model(), "nproc": os.cpu_count(),
+                       "loadavg_at_start": os.getloadavg()},
            "torch_threads": args.torch_threads,
            "pyannote.audio": pyannote_status(), "runs": []}
     wanted = sorted(set(args.minutes) | ({args.torch_minutes} if args.torch_minutes else set()))
@@ -192,7 +200,7 @@ def main(argv=None) -> int:
                   f"{100 * doc['der_powerseg_vs_torch']:.3f} %")
     for run in doc["runs"]:
         del run["turns"]
-    write_results(RESULTS, doc)
+    write_results(args.output, doc)
     return 0
 
 

@@ -24,7 +24,8 @@ from powerseg.errors import OptionError
 from .audio import audio_input
 from .presets import PRESETS, PYANNOTE_MIN_CLUSTER_SIZE
 from .clustering import Clusters, cluster
-from .embedder import Embedder
+from .contracts import EmbeddingModel, WindowModel
+from .embedder import Embedder, EmbedderOptions
 from .options import Check, integer, keywords_or_options, number, validate
 from .reconstruct import column_turns, reconstruct, speaker_count, speaker_labels
 from .segmenter import Segmentation, Segmenter, SegmenterOptions, options_repr
@@ -253,11 +254,37 @@ class Diarizer:
             min_cluster_size=min_cluster_size, exclude_overlap=exclude_overlap,
             min_duration_off=min_duration_off, batch_size=batch_size, threads=threads,
             providers=providers, shared_front=shared_front)
+        self._start(Segmenter(options=self._segmenter_options()),
+                    Embedder(options=self._embedder_options()), voices, voice_threshold)
+
+    @classmethod
+    def with_models(cls, segmentation: WindowModel, embedding: EmbeddingModel,
+                    options: DiarizerOptions | None = None,
+                    voices: VoiceBank | str | os.PathLike | None = None,
+                    voice_threshold: float | None = None) -> Diarizer:
+        """A Diarizer on model objects (``runtime/contracts.py``: the torch rebuilds the
+        benchmarks time) instead of ONNX files; the options' model names only name them."""
+        diarizer = cls.__new__(cls)
+        diarizer.options = options or DiarizerOptions()
+        diarizer._start(Segmenter.with_model(segmentation, diarizer._segmenter_options()),
+                        Embedder.with_model(embedding, diarizer._embedder_options()),
+                        voices, voice_threshold)
+        return diarizer
+
+    def _segmenter_options(self) -> SegmenterOptions:
         o = self.options
-        self.segmenter = Segmenter(model=o.segmentation, step=o.step, batch_size=o.batch_size,
-                                   threads=o.threads, providers=o.providers, soft=False,
-                                   shared_front=o.shared_front)
-        self.embedder = Embedder(model=o.embedding, threads=o.threads, providers=o.providers)
+        return SegmenterOptions(model=o.segmentation, step=o.step, batch_size=o.batch_size,
+                                threads=o.threads, providers=o.providers, soft=False,
+                                shared_front=o.shared_front)
+
+    def _embedder_options(self) -> EmbedderOptions:
+        o = self.options
+        return EmbedderOptions(model=o.embedding, threads=o.threads, providers=o.providers)
+
+    def _start(self, segmenter: Segmenter, embedder: Embedder,
+               voices: VoiceBank | str | os.PathLike | None,
+               voice_threshold: float | None) -> None:
+        self.segmenter, self.embedder = segmenter, embedder
         # speakers matching an enrolled voice take its name (runtime/voices.py)
         self.voices, self.voice_threshold = voice_bank(voices, voice_threshold, self.embedder)
 

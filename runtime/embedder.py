@@ -15,6 +15,7 @@ import onnxruntime as ort
 from powerseg.errors import AudioError, ModelError, OptionError
 from powerseg.models import SPEAKER_EMBEDDING
 
+from . import contracts
 from .audio import ACCEPTED, audio_input, check_finite, load_audio, prepare
 from .fbank import FbankOptions, features
 from .options import Check, integer, keywords_or_options, validate
@@ -154,8 +155,23 @@ class Embedder:
     @keywords_or_options(EmbedderOptions)
     def __init__(self, model: str | os.PathLike = "campplus", threads: int | None = None,
                  providers: str | list | tuple = "auto", options: EmbedderOptions | None = None):
-        self.options = options or EmbedderOptions(model=model, threads=threads, providers=providers)
-        self.model = EmbeddingModel(self.options.model, self.options.threads, self.options.providers)
+        self._start(options or EmbedderOptions(model=model, threads=threads, providers=providers))
+
+    @classmethod
+    def with_model(cls, model: contracts.EmbeddingModel,
+                   options: EmbedderOptions | None = None) -> Embedder:
+        """An Embedder on a model object (``contracts.EmbeddingModel``: a torch rebuild)
+        instead of an ONNX file; ``options.model`` only names it."""
+        contracts.check(model, contracts.EmbeddingModel, "Embedder.with_model")
+        embedder = cls.__new__(cls)
+        embedder._start(options or EmbedderOptions(), model)
+        return embedder
+
+    def _start(self, options: EmbedderOptions,
+               model: contracts.EmbeddingModel | None = None) -> None:
+        self.options = options
+        self.model = model if model is not None else \
+            EmbeddingModel(options.model, options.threads, options.providers)
         self.spec = self.model.spec
 
     def __repr__(self) -> str:

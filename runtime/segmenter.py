@@ -17,6 +17,7 @@ from powerseg.models import shared_tail_path
 from .audio import ACCEPTED, audio_input, blocks, duration_of, prepare
 from .auto_model import AUTO, Choice, choose_variant
 from .binarize import BinarizeOptions, Region, binarize
+from .contracts import WindowModel, check
 from .framing import Framing
 from .front import PAIR_MAX_STEP
 from .model import OnnxModel
@@ -127,14 +128,26 @@ class Segmenter:
                  threads: int | None = None, providers: str | list | tuple = "auto",
                  soft: bool = False, shared_front: bool = True,
                  options: SegmenterOptions | None = None):
-        self.options = options or SegmenterOptions(model=model, step=step, batch_size=batch_size,
-                                                   threads=threads, providers=providers, soft=soft,
-                                                   shared_front=shared_front)
+        self._start(options or SegmenterOptions(
+            model=model, step=step, batch_size=batch_size, threads=threads, providers=providers,
+            soft=soft, shared_front=shared_front))
+
+    @classmethod
+    def with_model(cls, model: WindowModel, options: SegmenterOptions | None = None
+                   ) -> Segmenter:
+        """A Segmenter on a model object (``contracts.WindowModel``: a torch rebuild, a
+        caching wrapper) instead of an ONNX file; ``options.model`` only names it."""
+        check(model, WindowModel, "Segmenter.with_model")
+        segmenter = cls.__new__(cls)
+        segmenter._start(options or SegmenterOptions(), model)
+        return segmenter
+
+    def _start(self, options: SegmenterOptions, model: WindowModel | None = None) -> None:
+        self.options = options
         self.choice: Choice | None = None  # with model "auto": the variant it runs, and why
-        if self.options.model == AUTO:  # the faster of fp32 and int8 here (runtime/auto_model.py)
-            self.choice = choose_variant(self.options.providers, self.options.threads,
-                                         self.options.batch_size)
-        self.model = self._load()
+        if model is None and options.model == AUTO:  # the faster of fp32 and int8 here
+            self.choice = choose_variant(options.providers, options.threads, options.batch_size)
+        self.model = self._load() if model is None else model
         self._whole: OnnxModel | None = None  # the full model, for one-window arrays
         self._whole_lock = threading.Lock()
         self.spec = self.model.spec
@@ -154,7 +167,7 @@ class Segmenter:
                               f"{self.model.front.spec.stride}-sample conv strides; give the "
                               "full model for other steps")
 
-    def _load(self) -> OnnxModel:
+    def _load(self) -> WindowModel:
         """A shipped variant's shared front-end pair on CPU when the step suits it (whole conv
         strides, at most ``PAIR_MAX_STEP`` of a window), else the model named (the full one:
         its own front per window)."""

@@ -88,7 +88,8 @@ def segmenter():
 
 
 class CachedModel:
-    """The real ONNX model, computing each distinct window once (keyed by its inputs' bytes).
+    """The real ONNX model, computing each distinct window once (keyed by its inputs' bytes);
+    a ``runtime.contracts.WindowModel``.
 
     Not a mock: every output comes from onnxruntime, and the windows themselves (front rows
     included) are made by the real model's window source; a caller that built different
@@ -103,6 +104,9 @@ class CachedModel:
 
     def windows(self, step_samples: int):
         return self.model.windows(step_samples)
+
+    def accepts_step(self, step_samples: int) -> bool:
+        return self.model.accepts_step(step_samples)
 
     def infer_async(self, batch: dict[str, np.ndarray]):
         from concurrent.futures import Future
@@ -145,6 +149,5 @@ def cached(shared):
     """A Segmenter whose real model runs each distinct window once per test module."""
     from powerseg import Segmenter
 
-    seg = Segmenter(providers="cpu")
-    seg.model = CachedModel(seg.model)
-    return seg
+    real = Segmenter(providers="cpu")
+    return Segmenter.with_model(CachedModel(real.model), real.options)
