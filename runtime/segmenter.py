@@ -208,8 +208,14 @@ class Segmenter:
         payload)`` is told each round's progress (seconds of audio) and can stop the stream
         by raising.
         """
-        return Stream(self, keep_activations=keep_activations, sample_rate=sample_rate,
-                      vad=vad, osd=osd, on_windows=on_windows, hook=hook)
+        return self._stream(self.model, keep_activations=keep_activations,
+                            sample_rate=sample_rate, vad=vad, osd=osd, on_windows=on_windows,
+                            hook=hook)
+
+    def _stream(self, model: WindowModel, **arguments) -> Stream:
+        """A Stream on ``model`` (this Segmenter's, or the full one for a lone window)."""
+        return Stream(model, self.framing, self.options.batch_size, self.options.soft,
+                      **arguments)
 
     def __call__(self, audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
                  activations: bool = True, on_windows: WindowHook | None = None,
@@ -236,8 +242,8 @@ class Segmenter:
                 raise OptionError(f"sample_rate is required with an array input (audio: {ACCEPTED})")
             samples = prepare(audio, sample_rate, self.spec.sample_rate)
             one = None if on_windows is not None else self._one_window_model(len(samples))
-            stream = Stream(self, keep_activations=activations, on_windows=on_windows,
-                            hook=progress, model=one)
+            stream = self._stream(one or self.model, keep_activations=activations,
+                                  on_windows=on_windows, hook=progress)
             parts.add(stream.push(samples, wait=False))
         self.check_length(stream, audio if isinstance(audio, (str, os.PathLike)) else "array")
         parts.add(stream.flush())

@@ -27,8 +27,7 @@ from .powerset import overlap_score, speaker_count, speech_score, to_multilabel
 from .windows import Window, stack
 
 if TYPE_CHECKING:
-    from .model import OnnxModel
-    from .segmenter import Segmenter
+    from .contracts import WindowModel
 
 # Called with each batch of windows, in order, and their per-speaker activations:
 # (windows, window_samples) float32 and (windows, frames, speakers); what needs the audio of
@@ -106,19 +105,18 @@ class Stream:
     them together equal ``binarize`` on the offline scores.
     """
 
-    def __init__(self, segmenter: Segmenter, keep_activations: bool = False,
+    def __init__(self, model: WindowModel, framing: Framing, batch_size: int = 2,
+                 soft: bool = False, keep_activations: bool = False,
                  sample_rate: int | None = None, vad: BinarizeOptions | None = None,
                  osd: BinarizeOptions | None = None, on_windows: WindowHook | None = None,
-                 hook: StageHook | None = None, model: OnnxModel | None = None):
-        self._model = model or segmenter.model  # another of the same weights (one window)
-        self._options = segmenter.options
-        self.framing: Framing = segmenter.framing
+                 hook: StageHook | None = None):
+        self._model, self._soft = model, soft
+        self.framing = framing
         spec = self.framing.spec
         self._step = self.framing.step_samples
         self._windows = self._model.windows(self._step)
-        # windows per model call: the options', or fewer where the model runs fewer at once
-        per_run = spec.windows_per_run or self._options.batch_size
-        self._batch = min(self._options.batch_size, per_run)
+        # windows per model call: ``batch_size``, or fewer where the model runs fewer at once
+        self._batch = min(batch_size, spec.windows_per_run or batch_size)
         self._made = 0  # windows handed to the model so far
         # batches handed to the model, in order: the hook's samples (if any), future log-probs
         self._running: deque[tuple[np.ndarray | None, Future]] = deque()
@@ -303,7 +301,7 @@ class Stream:
         """The oldest batch's log-probabilities into the scores, the activations and the hook."""
         samples, logprobs = self._running.popleft()
         logprobs = logprobs.result()
-        active = to_multilabel(logprobs, self.framing.spec.mapping, soft=self._options.soft)
+        active = to_multilabel(logprobs, self.framing.spec.mapping, soft=self._soft)
         scores = np.stack([speech_score(active), overlap_score(active)], axis=-1)
         count = speaker_count(active)[..., None]
         for j in range(len(logprobs)):
