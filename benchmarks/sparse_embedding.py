@@ -34,7 +34,7 @@ from powerseg.runtime.binarize import Region  # noqa: E402
 from powerseg.runtime.clustering import INACTIVE, cluster  # noqa: E402
 from powerseg.runtime.framing import Framing  # noqa: E402
 from powerseg.runtime.metrics import diarization_error, read_rttm, read_uem  # noqa: E402
-from powerseg.runtime.model import OnnxModel  # noqa: E402
+from powerseg.runtime.segmentation_model import SegmentationModel  # noqa: E402
 from powerseg.runtime.reconstruct import column_turns, reconstruct, speaker_count  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sparse_embedding.json"
@@ -106,7 +106,7 @@ def tiled() -> tuple[np.ndarray, np.ndarray, list[Region], float]:
 
 
 def main() -> int:
-    framing = Framing(OnnxModel("fp32", providers="cpu").spec, 1.0)
+    framing = Framing(SegmentationModel("fp32", providers="cpu").spec, 1.0)
     truth, scopes = {}, {}
     for name in SETS:
         for rttm in (SHARED / "audio" / name / "rttm").glob("*.rttm"):

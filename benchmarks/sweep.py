@@ -66,10 +66,10 @@ def turns_of(embeddings: np.ndarray, binarized: np.ndarray, step: float, thresho
     from powerseg.runtime.binarize import Region
     from powerseg.runtime.clustering import cluster
     from powerseg.runtime.framing import Framing
-    from powerseg.runtime.model import OnnxModel
+    from powerseg.runtime.segmentation_model import SegmentationModel
     from powerseg.runtime.reconstruct import column_turns, reconstruct, speaker_count
 
-    framing = Framing(OnnxModel("fp32", providers="cpu").spec, step)
+    framing = Framing(SegmentationModel("fp32", providers="cpu").spec, step)
     count = speaker_count(binarized, framing)
     if count.max(initial=0) == 0:
         return []

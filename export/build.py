@@ -14,7 +14,7 @@ from powerseg import __version__
 from powerseg.models import SEGMENTATION, SEGMENTATION_FRONT, sha256
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.model import OnnxModel
+from powerseg.runtime.segmentation_model import SegmentationModel
 from powerseg.samples import sample_path
 
 from .campplus_onnx import build_embedding
@@ -42,7 +42,7 @@ def build(checkpoint: str | Path, output: str | Path, variants: list[str] = (),
     audio = [Path(p) for p in audio] if audio else [sample_path()]
     model = load_checkpoint(checkpoint, token=token)
     export_onnx(model, output)
-    fp32_model = OnnxModel(output, providers="cpu")
+    fp32_model = SegmentationModel(output, providers="cpu")
     framing = Framing(fp32_model.spec, 1.0)
     windows = audio_windows(fp32_model, audio)
     fp32_logprobs = onnx_logprobs(fp32_model, windows)
@@ -68,7 +68,7 @@ def build(checkpoint: str | Path, output: str | Path, variants: list[str] = (),
             quantize_int8(output, path)
             int8_tail = _sibling(output, "int8.tail")
             quantize_int8(tail, int8_tail)
-            pair = OnnxModel(int8_tail, providers="cpu")
+            pair = SegmentationModel(int8_tail, providers="cpu")
             pair_logprobs = np.concatenate([window_logprobs(
                 pair, load_audio(p, pair.spec.sample_rate), framing) for p in audio])
             files[int8_tail.name] = {"variant": variant, "role": "shared_tail", "front": front.name,
@@ -76,7 +76,7 @@ def build(checkpoint: str | Path, output: str | Path, variants: list[str] = (),
         else:
             convert_fp16(output, path)
         files[path.name] = {"variant": variant, "parity_vs_fp32": agreement(
-            onnx_logprobs(OnnxModel(path, providers="cpu"), windows))}
+            onnx_logprobs(SegmentationModel(path, providers="cpu"), windows))}
     files = {name: {"kind": SEGMENTATION, **entry} for name, entry in files.items()}
     if embedding_checkpoint is not None:
         files.update(build_embedding(embedding_checkpoint, output.parent, audio))

@@ -36,7 +36,7 @@ from torch import nn
 from powerseg.models import sha256
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.model import OnnxModel
+from powerseg.runtime.segmentation_model import SegmentationModel
 
 from .onnx_export import OPSET, OUTPUT_NAME, freeze_sinc, metadata, set_metadata
 from .pyannet import PyanNet
@@ -165,8 +165,8 @@ def verify_pair(full_path: Path, tail_path: Path, audio: list[Path], step: float
     blocks over the whole signal, rows sliced per window) and through the full model, held to
     the export's bar (``require_parity``).
     """
-    full = OnnxModel(full_path, providers="cpu")
-    pair = OnnxModel(tail_path, providers="cpu")
+    full = SegmentationModel(full_path, providers="cpu")
+    pair = SegmentationModel(tail_path, providers="cpu")
     framing = Framing(full.spec, step)
     refs, outs = [], []
     for path in audio:

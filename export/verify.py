@@ -13,7 +13,7 @@ import torch
 from powerseg.errors import VerificationError
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.model import OnnxModel
+from powerseg.runtime.segmentation_model import SegmentationModel
 from powerseg.runtime.windows import Window, stack
 
 from .pyannet import PyanNet
@@ -64,7 +64,7 @@ def active_speaker_agreement(reference: np.ndarray, candidate: np.ndarray) -> fl
     return float(best.mean())
 
 
-def audio_windows(model: OnnxModel, audio: list[Path], step: float = 1.0) -> np.ndarray:
+def audio_windows(model: SegmentationModel, audio: list[Path], step: float = 1.0) -> np.ndarray:
     """10 s windows every ``step`` seconds of each file, as the runtime makes them."""
     framing = Framing(model.spec, step)
     return np.concatenate([framing.windows(load_audio(p, model.spec.sample_rate)) for p in audio])
@@ -87,14 +87,14 @@ def torch_logprobs(model: PyanNet, windows: np.ndarray, batch_size: int = 32) ->
                                for i in range(0, len(windows), batch_size)])
 
 
-def onnx_logprobs(model: OnnxModel, windows: np.ndarray, batch_size: int = 32) -> np.ndarray:
+def onnx_logprobs(model: SegmentationModel, windows: np.ndarray, batch_size: int = 32) -> np.ndarray:
     return np.concatenate([model(windows[i:i + batch_size])
                            for i in range(0, len(windows), batch_size)])
 
 
 def verify(onnx_path: Path, torch_model: PyanNet, audio: list[Path]) -> Parity:
     """Raise VerificationError unless the ONNX file matches torch on ``audio``."""
-    model = OnnxModel(onnx_path, providers="cpu")
+    model = SegmentationModel(onnx_path, providers="cpu")
     windows = audio_windows(model, audio)
     return require_parity(onnx_path, torch_logprobs(torch_model, windows),
                           onnx_logprobs(model, windows))
@@ -112,7 +112,7 @@ def require_parity(onnx_path: Path, reference: np.ndarray, onnx_out: np.ndarray,
     return parity
 
 
-def window_logprobs(model: OnnxModel, signal: np.ndarray, framing: Framing,
+def window_logprobs(model: SegmentationModel, signal: np.ndarray, framing: Framing,
                     batch_size: int = 32) -> np.ndarray:
     """Every window of a whole signal, made as a stream makes them (pyannote's last window
     zero-padded), through ``model`` in batches: (chunks, frames, classes)."""

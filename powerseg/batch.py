@@ -2,7 +2,7 @@
 
 ``Task`` says what to compute for each input; ``Task.producer()`` loads the models once and gives
 the output bytes of one input. The local batch mode (``run``) and the Ray cluster mode
-(``powerseg.cluster``) both write exactly those bytes, so a file's output is the same either way.
+(``powerseg.ray_runner``) both write exactly those bytes, so a file's output is the same either way.
 """
 
 from __future__ import annotations

@@ -385,11 +385,13 @@ def _batch(args: argparse.Namespace, task) -> int:
 
     files = batch.expand(args.audio)
     if args.ray:
-        from powerseg import cluster
+        from powerseg import ray_runner
 
-        summary = cluster.run(task, files, args.output_dir, address=args.ray,
-                              workers=args.ray_workers, cpus_per_worker=args.ray_cpus_per_worker,
-                              gpus_per_worker=args.ray_gpus_per_worker, overwrite=args.overwrite)
+        summary = ray_runner.run(task, files, args.output_dir, address=args.ray,
+                                 workers=args.ray_workers,
+                                 cpus_per_worker=args.ray_cpus_per_worker,
+                                 gpus_per_worker=args.ray_gpus_per_worker,
+                                 overwrite=args.overwrite)
         for path, reason in summary.failed:  # after Ray's progress bars, each once
             _say(f"powerseg: error: {reason}")
     else:
@@ -710,7 +712,7 @@ def _info(args: argparse.Namespace) -> int:
     from powerseg.runtime.auto_model import AUTO, choose_variant
     from powerseg.runtime.cpu import cpu_info
     from powerseg.runtime.embedder import EmbeddingModel
-    from powerseg.runtime.model import OnnxModel
+    from powerseg.runtime.segmentation_model import SegmentationModel
 
     variant = args.model
     print(f"powerseg {__version__}, numpy {numpy.__version__}, onnxruntime {onnxruntime.__version__}")
@@ -720,7 +722,7 @@ def _info(args: argparse.Namespace) -> int:
         choice = choose_variant("auto")
         print(f"model auto runs: {choice.describe()}")
         variant = choice.variant
-    model = OnnxModel(variant, providers="auto")
+    model = SegmentationModel(variant, providers="auto")
     print(f"model: {model.path}")
     print(f"provider used: {model.provider}")
     tail = shared_tail_path(variant) if isinstance(variant, str) else None
@@ -728,13 +730,18 @@ def _info(args: argparse.Namespace) -> int:
         print(f"runs as: on CPU, by default, the shared front/tail pair ({tail.name} and its "
               f"front) for steps of whole conv strides up to {_pair_max_step(model):g} s; this "
               "full model on GPUs, for other steps and with --no-shared-front (the same scores)")
-    for key, value in sorted(model.spec.metadata.items()):
-        print(f"  {key}: {value}")
+    _print_metadata(model.spec.metadata)
     embedder = EmbeddingModel(args.embedding_model, providers="auto")
     print(f"embedding model: {embedder.path}")
-    for key, value in sorted(embedder.spec.metadata.items()):
-        print(f"  {key}: {value}")
+    _print_metadata(embedder.spec.metadata)
     return 0
+
+
+def _print_metadata(metadata: dict[str, str]) -> None:
+    """The ONNX file's own metadata (the path it was loaded from is printed above it)."""
+    for key, value in sorted(metadata.items()):
+        if key != "file":
+            print(f"  {key}: {value}")
 
 
 def _pair_max_step(model) -> float:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from powerseg.errors import AudioError, PowersegError
 from powerseg.runtime import BinarizeOptions, Diarizer, Region, Segmenter
-from powerseg.runtime.metrics import (DiarizationError, detection_error, diarization_error,
+from powerseg.runtime.metrics import (DiarizationScore, detection_error, diarization_error,
                                       read_rttm, read_uem)
 from powerseg.runtime.writers import uri_of
 
@@ -45,7 +45,7 @@ class Score:
 
     @property
     def error_rate(self) -> float:
-        return DiarizationError(self.reference, self.false_alarm, self.missed,
+        return DiarizationScore(self.reference, self.false_alarm, self.missed,
                                 self.confusion).error_rate
 
     def as_dict(self) -> dict:
@@ -65,7 +65,7 @@ def _pyannote():
 
 def pyannote_metric(reference: list[Region], hypothesis: list[Region],
                     uem: list[tuple[float, float]] | None,
-                    diarization: bool = False) -> DiarizationError:
+                    diarization: bool = False) -> DiarizationScore:
     """The same quantities computed by pyannote.metrics' DetectionErrorRate or
     DiarizationErrorRate (collar 0, overlap scored)."""
     from powerseg.interop import to_annotation
@@ -75,7 +75,7 @@ def pyannote_metric(reference: list[Region], hypothesis: list[Region],
         collar=0.0, skip_overlap=False)
     scope = Timeline([Segment(s, e) for s, e in uem]) if uem else None
     parts = metric(to_annotation(reference), to_annotation(hypothesis), uem=scope, detailed=True)
-    return DiarizationError(parts["total"], parts["false alarm"],
+    return DiarizationScore(parts["total"], parts["false alarm"],
                             parts["missed detection" if diarization else "miss"],
                             parts.get("confusion", 0.0))
 

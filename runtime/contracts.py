@@ -1,6 +1,6 @@
 """What the pipelines ask of their models, as Protocols.
 
-The onnxruntime sessions (``model.OnnxModel``, ``embedder.EmbeddingModel``) implement them;
+The onnxruntime sessions (``model.SegmentationModel``, ``embedder.EmbeddingModel``) implement them;
 so can anything else that computes the same thing: the torch rebuilds the benchmarks time, a
 caching wrapper in the tests. ``Segmenter.with_model``, ``Embedder.with_model`` and
 ``Diarizer.with_models`` take such an object instead of loading an ONNX file.

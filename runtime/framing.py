@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import ModelSpec
+from .segmentation_model import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """Error rates on time intervals, as pyannote.metrics computes them (collar 0, overlap scored).
 
-Detection: (false alarm + missed detection) / reference speech, inside the UEM (the whole
+DetectionScore: (false alarm + missed detection) / reference speech, inside the UEM (the whole
 reference extent when none is given); overlapping regions of one side count once.
 Diarization: (false alarm + missed + confusion) / reference speaker time, counting each
 speaker, after the one-to-one mapping of hypothesis to reference speakers that maximises
@@ -53,7 +53,7 @@ def total(intervals: Intervals) -> float:
 
 
 @dataclass(frozen=True)
-class Detection:
+class DetectionScore:
     reference: float  # seconds of reference activity
     false_alarm: float
     missed: float
@@ -64,7 +64,7 @@ class Detection:
 
 
 def detection_error(reference: list[Region], hypothesis: list[Region],
-                    uem: list[tuple[float, float]] | None = None) -> Detection:
+                    uem: list[tuple[float, float]] | None = None) -> DetectionScore:
     ref, hyp = union(reference), union(hypothesis)
     if uem is None:
         extent = np.concatenate([ref, hyp])
@@ -72,11 +72,11 @@ def detection_error(reference: list[Region], hypothesis: list[Region],
     scope = union([(s, e, "") for s, e in uem])
     ref, hyp = intersect(ref, scope), intersect(hyp, scope)
     both = total(intersect(ref, hyp))
-    return Detection(total(ref), total(hyp) - both, total(ref) - both)
+    return DetectionScore(total(ref), total(hyp) - both, total(ref) - both)
 
 
 @dataclass(frozen=True)
-class DiarizationError(Detection):
+class DiarizationScore(DetectionScore):
     confusion: float = 0.0  # seconds of speech given to the wrong (mapped) speaker
 
     @property
@@ -125,7 +125,7 @@ def speaker_mapping(source: list[Region], target: list[Region]) -> dict[str, str
 
 
 def diarization_error(reference: list[Region], hypothesis: list[Region],
-                      uem: list[tuple[float, float]] | None = None) -> DiarizationError:
+                      uem: list[tuple[float, float]] | None = None) -> DiarizationScore:
     """Missed, false alarm and confusion seconds; region labels are the speakers."""
     if uem is None:
         ends = [r.end for r in [*reference, *hypothesis]]
@@ -142,13 +142,13 @@ def diarization_error(reference: list[Region], hypothesis: list[Region],
     reference, hypothesis = clipped(reference), clipped(hypothesis)
     bounds, ref, hyp = _activities(reference, hypothesis)
     if len(bounds) < 2:
-        return DiarizationError(0.0, 0.0, 0.0, 0.0)
+        return DiarizationScore(0.0, 0.0, 0.0, 0.0)
     duration = np.diff(bounds)
     together = (ref.T * duration) @ hyp
     rows, cols = linear_sum_assignment(together, maximize=True)
     correct = np.minimum(ref[:, rows], hyp[:, cols]).sum(axis=1)
     r, h = ref.sum(axis=1), hyp.sum(axis=1)
-    return DiarizationError(float(duration @ r), float(duration @ np.maximum(0, h - r)),
+    return DiarizationScore(float(duration @ r), float(duration @ np.maximum(0, h - r)),
                             float(duration @ np.maximum(0, r - h)),
                             float(duration @ (np.minimum(r, h) - correct)))
 

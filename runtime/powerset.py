@@ -26,6 +26,6 @@ def overlap_score(activations: np.ndarray) -> np.ndarray:
     return np.partition(activations, -2, axis=-1)[..., -2]
 
 
-def speaker_count(activations: np.ndarray) -> np.ndarray:
+def active_speakers(activations: np.ndarray) -> np.ndarray:
     """(..., speakers) -> (...): how many speakers are active."""
     return activations.sum(axis=-1)

@@ -20,7 +20,7 @@ from .binarize import BinarizeOptions, Region, binarize
 from .contracts import WindowModel, check
 from .framing import Framing
 from .front import PAIR_MAX_STEP
-from .model import OnnxModel
+from .segmentation_model import SegmentationModel
 from .options import Check, integer, keywords_or_options, number, validate
 from .providers import CPU, resolve_providers
 from .stream import FrameParts, StageHook, Stream, WindowHook
@@ -148,7 +148,7 @@ class Segmenter:
         if model is None and options.model == AUTO:  # the faster of fp32 and int8 here
             self.choice = choose_variant(options.providers, options.threads, options.batch_size)
         self.model = self._load() if model is None else model
-        self._whole: OnnxModel | None = None  # the full model, for one-window arrays
+        self._whole: SegmentationModel | None = None  # the full model, for one-window arrays
         self._whole_lock = threading.Lock()
         self.spec = self.model.spec
         # A window's frames span a little less than the window itself (589 frames of 16.875 ms
@@ -174,11 +174,11 @@ class Segmenter:
         o, variant = self.options, self._variant()
         tail = shared_tail_path(variant) if o.shared_front and isinstance(variant, str) else None
         if tail is not None and resolve_providers(o.providers)[0] == CPU:
-            pair = OnnxModel(tail, o.threads, o.providers)
+            pair = SegmentationModel(tail, o.threads, o.providers)
             step = round(o.step * pair.spec.sample_rate)
             if pair.accepts_step(step) and step <= PAIR_MAX_STEP * pair.spec.window_samples:
                 return pair
-        return OnnxModel(variant, o.threads, o.providers)
+        return SegmentationModel(variant, o.threads, o.providers)
 
     def _variant(self) -> str:
         """The model asked for, or the variant ``auto`` chose."""
@@ -252,7 +252,7 @@ class Segmenter:
             hook("segmentation", {"seconds": result.duration, "total": result.duration})
         return result
 
-    def _one_window_model(self, samples: int) -> OnnxModel | None:
+    def _one_window_model(self, samples: int) -> SegmentationModel | None:
         """The full model for an array of one window (made on first use), where a pair runs:
         the pair's front pays off over overlapping windows, and for one window its block
         runs cost more than the full model's own front (benchmarks/README.md). Not with a
@@ -263,7 +263,7 @@ class Segmenter:
         with self._whole_lock:
             if self._whole is None:
                 o = self.options
-                self._whole = OnnxModel(self._variant(), o.threads, o.providers)
+                self._whole = SegmentationModel(self._variant(), o.threads, o.providers)
         return self._whole
 
     def check_length(self, stream: Stream, source: str | os.PathLike) -> None:

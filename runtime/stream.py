@@ -23,7 +23,7 @@ from .aggregate import OverlapAdd
 from .audio import check_finite, to_float32
 from .binarize import BinarizeOptions, Region, RegionTracker
 from .framing import Framing
-from .powerset import overlap_score, speaker_count, speech_score, to_multilabel
+from .powerset import active_speakers, overlap_score, speech_score, to_multilabel
 from .windows import Window, stack
 
 if TYPE_CHECKING:
@@ -303,7 +303,7 @@ class Stream:
         logprobs = logprobs.result()
         active = to_multilabel(logprobs, self.framing.spec.mapping, soft=self._soft)
         scores = np.stack([speech_score(active), overlap_score(active)], axis=-1)
-        count = speaker_count(active)[..., None]
+        count = active_speakers(active)[..., None]
         for j in range(len(logprobs)):
             self._scores.add(self._chunks, scores[j])
             self._count.add(self._chunks, count[j])

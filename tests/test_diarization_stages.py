@@ -18,7 +18,7 @@ import pytest
 from conftest import SHARED
 from powerseg.runtime.clustering import cluster
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.model import OnnxModel
+from powerseg.runtime.segmentation_model import SegmentationModel
 from powerseg.runtime.diarizer import Turn
 from powerseg.runtime.reconstruct import (cluster_activations, column_turns, reconstruct,
                                           speaker_count, speaker_labels)
@@ -42,7 +42,7 @@ IDS = [uri for _, uri in FILES]
 
 @pytest.fixture(scope="module")
 def framing(shared) -> Framing:
-    return Framing(OnnxModel("fp32", providers="cpu").spec, 1.0)
+    return Framing(SegmentationModel("fp32", providers="cpu").spec, 1.0)
 
 
 def stages(name: str, uri: str) -> dict[str, np.ndarray]:

@@ -15,7 +15,7 @@ from powerseg.export.verify import compare, verify
 from powerseg.models import model_path, sha256
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.model import OnnxModel
+from powerseg.runtime.segmentation_model import SegmentationModel
 from powerseg.samples import sample_path
 
 KEYS = ("kind", "sample_rate", "window_samples", "frame_start_samples", "frame_step_samples",
@@ -71,7 +71,7 @@ def test_export_command_reproduces_shipped_models(tmp_path, checkpoint):
     assert main(["export", "--checkpoint", str(checkpoint), "--output", str(out),
                  "--quantize", "int8", "fp16"]) == 0
     signal = load_audio(sample_path(), 16000)
-    framing = Framing(OnnxModel("fp32").spec, 1.0)
+    framing = Framing(SegmentationModel("fp32").spec, 1.0)
     windows = framing.windows(signal)
     for shipped_path, name in ((model_path("fp32"), out.name),
                                (model_path("int8"), "segmentation-3.0.int8.onnx"),
@@ -97,8 +97,8 @@ def test_export_command_reproduces_shipped_models(tmp_path, checkpoint):
             continue  # judged through its tails
         run = (lambda m: window_logprobs(m, signal, framing)) if a.get("role") == "shared_tail" \
             else (lambda m: m(windows))
-        parity = compare(run(OnnxModel(shipped_path, providers="cpu")),
-                         run(OnnxModel(out.parent / name, providers="cpu")))
+        parity = compare(run(SegmentationModel(shipped_path, providers="cpu")),
+                         run(SegmentationModel(out.parent / name, providers="cpu")))
         assert parity.within_tolerance >= 0.9999 and parity.argmax_agreement >= 0.9999, name
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["files"]["segmentation-3.0.onnx"]["parity_vs_torch"]["argmax_agreement"] >= 0.9999
@@ -112,7 +112,7 @@ def shared_windows(shared):
     from conftest import RECORDINGS, wav
     from powerseg.export.verify import audio_windows
 
-    fp32 = OnnxModel("fp32", providers="cpu")
+    fp32 = SegmentationModel("fp32", providers="cpu")
     return {uri: audio_windows(fp32, [wav(name, uri)]) for name, uri in RECORDINGS}
 
 
@@ -130,7 +130,7 @@ def test_int8_decisions_within_fp32_noise_floor(shared_windows):
     """
     from powerseg.export.verify import dithered, onnx_logprobs, speaker_order_agreement
 
-    fp32, int8 = OnnxModel("fp32", providers="cpu"), OnnxModel("int8", providers="cpu")
+    fp32, int8 = SegmentationModel("fp32", providers="cpu"), SegmentationModel("int8", providers="cpu")
     windows = np.concatenate(list(shared_windows.values()))
     reference = onnx_logprobs(fp32, windows)
     quantized = onnx_logprobs(int8, windows)
@@ -159,8 +159,8 @@ def test_int8_weights_are_seven_bit():
 
 def test_int8_output_does_not_depend_on_batching():
     """Dynamic int8 scales span the whole input: the runtime runs its windows one by one."""
-    windows = Framing(OnnxModel("fp32").spec, 2.0).windows(load_audio(sample_path(), 16000))[:4]
-    int8 = OnnxModel("int8", providers="cpu")
+    windows = Framing(SegmentationModel("fp32").spec, 2.0).windows(load_audio(sample_path(), 16000))[:4]
+    int8 = SegmentationModel("int8", providers="cpu")
     assert int8.spec.windows_per_run == 1
     alone = np.concatenate([int8(windows[i:i + 1]) for i in range(len(windows))])
     np.testing.assert_array_equal(int8(windows), alone)

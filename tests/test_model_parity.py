@@ -9,15 +9,15 @@ from conftest import RECORDING_IDS, RECORDINGS, reference, wav
 from powerseg.export.verify import compare, onnx_logprobs, torch_logprobs
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.model import OnnxModel
+from powerseg.runtime.segmentation_model import SegmentationModel
 
 
 @pytest.fixture(scope="module")
-def fp32() -> OnnxModel:
-    return OnnxModel("fp32", providers="cpu")
+def fp32() -> SegmentationModel:
+    return SegmentationModel("fp32", providers="cpu")
 
 
-def windows(model: OnnxModel, name: str, uri: str) -> np.ndarray:
+def windows(model: SegmentationModel, name: str, uri: str) -> np.ndarray:
     return Framing(model.spec, 1.0).windows(load_audio(wav(name, uri), model.spec.sample_rate))
 
 

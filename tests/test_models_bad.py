@@ -12,7 +12,7 @@ from powerseg import Segmenter
 from powerseg.cli import main
 from powerseg.errors import ModelError, ModelNotFoundError, PowersegError
 from powerseg.models import model_path
-from powerseg.runtime.model import REQUIRED_METADATA, OnnxModel
+from powerseg.runtime.segmentation_model import REQUIRED_METADATA, SegmentationModel
 
 RATE = 16000
 
@@ -52,7 +52,7 @@ def refused(model: str, pattern: str, error: type = ModelError) -> str:
 
 
 def test_shipped_model_loads(proto):
-    model = OnnxModel("fp32", providers="cpu")
+    model = SegmentationModel("fp32", providers="cpu")
     assert model.spec.num_frames == 589 and model.spec.frame_step_samples == 270
     assert {p.key for p in proto.metadata_props} >= set(REQUIRED_METADATA)
 

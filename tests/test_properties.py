@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from powerseg.runtime.aggregate import OverlapAdd, aggregate
 from powerseg.runtime.binarize import BinarizeOptions, binarize
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.model import OnnxModel
-from powerseg.runtime.powerset import overlap_score, speaker_count, speech_score, to_multilabel
+from powerseg.runtime.segmentation_model import SegmentationModel
+from powerseg.runtime.powerset import active_speakers, overlap_score, speech_score, to_multilabel
 
-SPEC = OnnxModel("fp32", providers="cpu").spec
+SPEC = SegmentationModel("fp32", providers="cpu").spec
 RATE, WINDOW, FRAMES = SPEC.sample_rate, SPEC.window_samples, SPEC.num_frames
 FRAME_STEP = SPEC.frame_step_samples
 MAX_STEP = (FRAMES - 1) * FRAME_STEP  # the largest step Segmenter accepts, in samples
@@ -128,9 +128,9 @@ def test_vad_is_invariant_to_speaker_order(chunks, seed, order, soft, step):
     for score in (speech_score, overlap_score):
         assert score(permuted).tobytes() == score(active).tobytes()
     if soft:  # float sums in another order: equal to rounding
-        np.testing.assert_allclose(speaker_count(permuted), speaker_count(active), rtol=1e-6)
+        np.testing.assert_allclose(active_speakers(permuted), active_speakers(active), rtol=1e-6)
     else:
-        np.testing.assert_array_equal(speaker_count(permuted), speaker_count(active))
+        np.testing.assert_array_equal(active_speakers(permuted), active_speakers(active))
     f = framing(step)
     num_frames = f.num_frames(chunks, (chunks - 1) * step + WINDOW, has_last=False)
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from powerseg.runtime.embedder import EmbeddingModel
-from powerseg.runtime.model import OnnxModel
+from powerseg.runtime.segmentation_model import SegmentationModel
 
 
 def rss_mib() -> float:
@@ -33,7 +33,7 @@ def test_campplus_arena_goes_back_to_the_system():
 
 @pytest.mark.parametrize("variant", ["fp32", "int8", "fp16"])
 def test_segmentation_release_then_same_output(variant):
-    model = OnnxModel(variant, threads=1, providers="cpu")
+    model = SegmentationModel(variant, threads=1, providers="cpu")
     windows = np.random.default_rng(1).uniform(-0.5, 0.5, (2, 160000)).astype(np.float32)
     before = model(windows)
     model.release_memory()

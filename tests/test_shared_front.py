@@ -22,7 +22,7 @@ from powerseg.export.verify import compare, window_logprobs
 from powerseg.models import model_path, sha256, shared_tail_path
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.model import OnnxModel
+from powerseg.runtime.segmentation_model import SegmentationModel
 from powerseg.runtime.windows import stack
 from powerseg.samples import sample_path
 
@@ -38,8 +38,8 @@ def metadata_of(path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def models():
-    return {"full": OnnxModel("fp32", providers="cpu"),
-            "pair": OnnxModel(shared_tail_path("fp32"), providers="cpu")}
+    return {"full": SegmentationModel("fp32", providers="cpu"),
+            "pair": SegmentationModel(shared_tail_path("fp32"), providers="cpu")}
 
 
 @pytest.mark.parametrize("variant", ["fp32", "int8"])
@@ -131,11 +131,11 @@ def test_a_tail_without_its_front_is_refused(tmp_path):
     tail = tmp_path / "segmentation-3.0.tail.onnx"
     tail.write_bytes(shared_tail_path("fp32").read_bytes())
     with pytest.raises(ModelError, match="is not beside it"):
-        OnnxModel(tail, providers="cpu")
+        SegmentationModel(tail, providers="cpu")
     front = tmp_path / json.loads(metadata_of(tail)["front_model"])["file"]
     front.write_bytes(model_path("fp32").with_name(front.name).read_bytes()[:-1] + b"\0")
     with pytest.raises(ModelError, match="sha256 differs"):
-        OnnxModel(tail, providers="cpu")
+        SegmentationModel(tail, providers="cpu")
 
 
 def test_export_time_check_passes_and_catches_a_mismatch(tmp_path, torch_model):

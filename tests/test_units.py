@@ -9,8 +9,8 @@ from powerseg.errors import OptionError
 from powerseg.runtime.aggregate import aggregate
 from powerseg.runtime.binarize import BinarizeOptions, Region, binarize
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.model import ModelSpec
-from powerseg.runtime.powerset import overlap_score, speaker_count, speech_score, to_multilabel
+from powerseg.runtime.segmentation_model import ModelSpec
+from powerseg.runtime.powerset import active_speakers, overlap_score, speech_score, to_multilabel
 
 MAPPING = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1]],
                    dtype=np.float32)
@@ -28,7 +28,7 @@ def test_hard_decoding_maps_argmax_to_speakers():
     np.testing.assert_array_equal(active, MAPPING)
     np.testing.assert_array_equal(speech_score(active), [0, 1, 1, 1, 1, 1, 1])
     np.testing.assert_array_equal(overlap_score(active), [0, 0, 0, 0, 1, 1, 1])
-    np.testing.assert_array_equal(speaker_count(active), [0, 1, 1, 1, 2, 2, 2])
+    np.testing.assert_array_equal(active_speakers(active), [0, 1, 1, 1, 2, 2, 2])
 
 
 def test_soft_decoding_sums_class_probabilities():

@@ -81,7 +81,7 @@ class ModelSpec:
                    ints["frame_duration_samples"], mapping, dict(props), per_run)
 
 
-class OnnxModel(OnnxSession):
+class SegmentationModel(OnnxSession):
     """A segmentation model: fixed-size windows in, (batch, frames, classes) log-probabilities out.
 
     Either the full model (a window's samples in), or the tail of a shared front-end pair
