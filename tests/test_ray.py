@@ -16,6 +16,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +75,40 @@ def _cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except OSError:
         return ""
+
+
+@contextmanager
+def driver(*args: str, stderr=subprocess.PIPE) -> Iterator[subprocess.Popen]:
+    """``powerseg ARGS`` as a separate driver process, killed if a test leaves it running."""
+    process = subprocess.Popen([sys.executable, "-m", "powerseg", *args], env=ENV, text=True,
+                               stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def outputs_appear(process: subprocess.Popen, out: Path, suffix: str, count: int) -> None:
+    """Wait until ``count`` outputs are in ``out``, the run still going."""
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None and \
+            len(list(out.glob(f"*{suffix}"))) < count:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+
+
+def started(process: subprocess.Popen) -> None:
+    """Wait until powerseg's own imports run (numpy mapped): before, Python is starting up."""
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if "numpy" in Path(f"/proc/{process.pid}/maps").read_text():
+                return
+        except OSError:
+            pass
+        time.sleep(0.005)
 
 
 @pytest.fixture(scope="session")
@@ -219,14 +255,11 @@ def test_a_killed_worker_is_replaced_and_its_file_redone(ray_cluster, tmp_path):
     folder = inputs(tmp_path, files)
     expected = outputs(local(tmp_path, "vad", str(folder)))
     out = tmp_path / "ray"
-    driver = subprocess.Popen([sys.executable, "-m", "powerseg", "vad", str(folder),
-                               "--output-dir", str(out), "--ray", ray_cluster], env=ENV,
-                              text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     seen: dict[str, tuple[int, int]] = {}
     killed, workers, polls = None, set(), 0
-    try:
+    with driver("vad", str(folder), "--output-dir", str(out), "--ray", ray_cluster) as process:
         deadline = time.monotonic() + RUN_TIMEOUT
-        while driver.poll() is None and time.monotonic() < deadline:
+        while process.poll() is None and time.monotonic() < deadline:
             _watch(out, seen)
             if polls % 5 == 0 or (killed is None and len(seen) >= 2):
                 workers |= _map_workers()
@@ -236,13 +269,9 @@ def test_a_killed_worker_is_replaced_and_its_file_redone(ray_cluster, tmp_path):
                 done_at_kill = len(seen)
             polls += 1
             time.sleep(0.1)
-        _, stderr = driver.communicate(timeout=30)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait()
+        _, stderr = process.communicate(timeout=30)
     assert killed is not None and done_at_kill < len(files)
-    assert driver.returncode == 0, stderr
+    assert process.returncode == 0, stderr
     _watch(out, seen)
     assert outputs(out) == expected  # nothing lost
     for name, stamp in seen.items():  # nothing written twice: each file renamed in once
@@ -266,20 +295,10 @@ def test_a_killed_driver_leaves_only_complete_outputs_and_a_rerun_finishes(ray_c
     expected = outputs(local(tmp_path, "diarize", str(folder)))
     out = tmp_path / "ray"
     args = ["diarize", str(folder), "--output-dir", str(out), "--ray", ray_cluster]
-    driver = subprocess.Popen([sys.executable, "-m", "powerseg", *args], env=ENV,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + RUN_TIMEOUT
-        while time.monotonic() < deadline and driver.poll() is None and \
-                len([p for p in out.glob("*.rttm")]) < 2:
-            time.sleep(0.05)
-        assert driver.poll() is None, "the run ended before it could be interrupted"
-        driver.send_signal(signal.SIGKILL)
-        driver.wait(timeout=30)
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait()
+    with driver(*args, stderr=subprocess.DEVNULL) as process:
+        outputs_appear(process, out, ".rttm", 2)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
     time.sleep(5)  # the cluster notices the dead driver and ends its workers
     partial = outputs(out)
     assert 2 <= len(partial) < len(files)
@@ -299,24 +318,17 @@ def test_sigterm_while_connecting_ends_the_job_and_says_so(ray_cluster, tmp_path
     """SIGTERM at moments from the imports through ray.init to the first results: each time
     143 and the one line (Ray's own handler, installed by ray.init, exited 15 silently)."""
     folder = inputs(tmp_path, sorted(AMI.glob("*.wav"))[:4])
-    for index, delay in enumerate((0.4, 0.6, 0.8, 1.0, 1.3, 1.6)):
+    for index, delay in enumerate((0.0, 0.2, 0.4, 0.6, 0.9, 1.2)):  # after the start-up
         out = tmp_path / f"out{index}"
-        driver = subprocess.Popen(
-            [sys.executable, "-m", "powerseg", "vad", str(folder), "--output-dir", str(out),
-             "--ray", ray_cluster], env=ENV, text=True, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
-        try:
+        with driver("vad", str(folder), "--output-dir", str(out), "--ray", ray_cluster) as process:
+            started(process)
             time.sleep(delay)
-            if driver.poll() is not None:
+            if process.poll() is not None:
                 break  # finished before this moment: later moments are no different
-            driver.send_signal(signal.SIGTERM)
-            driver.wait(timeout=60)
-        finally:
-            if driver.poll() is None:
-                driver.kill()
-                driver.wait()
-        err = driver.stderr.read()
-        assert driver.returncode == 143, (delay, err)
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+        err = process.stderr.read()
+        assert process.returncode == 143, (delay, err)
         assert err.splitlines()[-1].startswith("powerseg: interrupted"), (delay, err)
         assert "Traceback" not in err, (delay, err)
 
@@ -330,24 +342,14 @@ def test_a_signalled_driver_ends_the_job_and_says_so(ray_cluster, tmp_path, numb
     expected = outputs(local(tmp_path, "vad", str(folder)))
     out = tmp_path / "ray"
     args = ["vad", str(folder), "--output-dir", str(out), "--ray", ray_cluster]
-    driver = subprocess.Popen([sys.executable, "-m", "powerseg", *args], env=ENV, text=True,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + RUN_TIMEOUT
-        while time.monotonic() < deadline and driver.poll() is None and \
-                len(list(out.glob("*.rttm"))) < 2:
-            time.sleep(0.05)
-        assert driver.poll() is None, "the run ended before it could be interrupted"
+    with driver(*args) as process:
+        outputs_appear(process, out, ".rttm", 2)
         sent = time.monotonic()
-        driver.send_signal(number)
-        driver.wait(timeout=60)
+        process.send_signal(number)
+        process.wait(timeout=60)
         seconds = time.monotonic() - sent
-    finally:
-        if driver.poll() is None:
-            driver.kill()
-            driver.wait()
-    err = driver.stderr.read()
-    assert driver.returncode == code, err
+    err = process.stderr.read()
+    assert process.returncode == code, err
     assert err.splitlines()[-1].startswith("powerseg: interrupted: "), err
     assert seconds < 2, f"{seconds:.2f} s from the signal to the exit"
     partial = outputs(out)
