@@ -209,12 +209,12 @@ def _run_on_ray(task, todo, output, address, workers, cpus, gpus, overwrite, sum
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started = False
     try:
-        with held():  # Ray's set-up is not cut short (powerseg/signals.py): a signal in
-            # it is raised once the dataset is made, before its results are waited for
+        with held():  # importing Ray is not cut short (powerseg/signals.py)
             ray = _ray()
-            started = not ray.is_initialized()
-            if started:
-                _connect(ray, address)
+        started = not ray.is_initialized()
+        if started:  # not held: connecting to an unreachable cluster may never return
+            _connect(ray, address)
+        with held():  # nor is making the dataset: a signal is raised once it is made
             if workers is None:
                 resources = ray.cluster_resources()
                 if gpus > 0:
