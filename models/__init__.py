@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import os
 from importlib.resources import files
 from pathlib import Path
 
@@ -60,3 +62,16 @@ def sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def model_sha256(path: str | Path) -> str:
+    """``sha256`` of a model file, read once per version of the file (its size and time of
+    change): results' provenance, voice banks and the ``auto`` cache key ask for it on every
+    model they load."""
+    stat = os.stat(path)
+    return _sha256_of(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    return sha256(path)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from powerseg.models import model_path, sha256
+from powerseg.models import model_path, model_sha256
 
 from .cpu import cpu_info, cpu_model
 from .providers import CPU, resolve_providers
@@ -64,7 +64,7 @@ def cache_dir() -> Path:
 def cache_key(threads: int | None, batch_size: int) -> str:
     """Everything the answer depends on."""
     info = cpu_info()
-    models = ",".join(sha256(model_path(v))[:16] for v in CANDIDATES)
+    models = ",".join(model_sha256(model_path(v))[:16] for v in CANDIDATES)
     return (f"{cpu_model()}|{info.architecture}:"
             f"{' '.join(info.features)}|onnxruntime {ort.__version__}|{models}|"
             f"threads {threads or os.cpu_count()}|batch {batch_size}")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from powerseg.errors import OptionError, TooLittleSpeechError, VoiceBankError
-from powerseg.models import sha256
+from powerseg.models import model_sha256
 
 from .writers import write_npz
 
@@ -86,7 +86,7 @@ def voice_bank(voices: VoiceBank | str | os.PathLike | None, threshold: float | 
 def model_identity(embedder: Embedder) -> tuple[str, str]:
     """(name, sha256) of the speaker-embedding model file an Embedder runs."""
     path = embedder.model.path
-    return embedder.spec.metadata.get("model", Path(path).name), sha256(path)
+    return embedder.spec.metadata.get("model", Path(path).name), model_sha256(path)
 
 
 def unit(vectors: np.ndarray) -> np.ndarray:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import io
 import json
 import os
@@ -18,7 +17,7 @@ import numpy as np
 
 from powerseg import __version__
 from powerseg.errors import OutputError, PowersegError
-from powerseg.models import SEGMENTATION_FRONT, sha256
+from powerseg.models import SEGMENTATION_FRONT, model_sha256
 
 from .binarize import Region
 from .segmenter import Segmentation
@@ -94,7 +93,7 @@ def envelope(*metadata: dict) -> dict:
         entry = {"kind": model_kind(props), "model": props.get("model", ""),
                  "variant": props.get("variant", "")}
         if props.get("file"):
-            entry.update(file=Path(props["file"]).name, sha256=_file_sha256(props["file"]))
+            entry.update(file=Path(props["file"]).name, sha256=model_sha256(props["file"]))
         models.append(entry)
         if "front_model" in props:
             front = json.loads(props["front_model"])
@@ -103,16 +102,6 @@ def envelope(*metadata: dict) -> dict:
                            "sha256": front.get("sha256", "")})
     return {"schema": JSON_SCHEMA_VERSION, "powerseg": __version__, "models": models}
 
-
-def _file_sha256(path: str) -> str:
-    """The sha256 of a model file, computed once per file version."""
-    stat = os.stat(path)
-    return _sha256_of(path, stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=16)
-def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
-    return sha256(path)
 
 
 def regions_json(uri: str, regions: list[Region], result: Segmentation) -> dict:
