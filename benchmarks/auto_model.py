@@ -50,7 +50,7 @@ def main(argv=None) -> int:
             for variant in VARIANTS[r % 2:] + VARIANTS[:r % 2]:
                 walls[variant].append(vad_seconds(path, variant, env))
         start = time.perf_counter()
-        from powerseg.runtime.auto_model import choose_variant
+        from powerseg.runtime.segmentation.auto_model import choose_variant
 
         os.environ["POWERSEG_CACHE_DIR"] = cache
         choice = choose_variant("cpu")

@@ -9,7 +9,7 @@ a little Gaussian noise (0.5 % of their norm) so that no two are equal, as in a 
 
 Each (length, path) runs in a fresh child process; its peak RSS comes from ``os.wait4`` and
 includes the input arrays (embeddings float32, binarized float32 as the Diarizer passes them),
-reported apart. Paths: ``powerseg`` (runtime/clustering.py as it is) and ``scipy`` (the same
+reported apart. Paths: ``powerseg`` (runtime/diarization/clustering.py as it is) and ``scipy`` (the same
 stage with scipy's ``linkage`` and the whole-array float64 computations, as before bounded
 memory). Where both run, their hard clusters are compared: equal means the same RTTM.
 

@@ -65,7 +65,7 @@ def load_pyannote(threads: int, provider: str):
 
 def onnx_model(variant: str, threads: int, provider: str):
     """The runtime's model as the runtime drives it: B windows split over its workers."""
-    from powerseg.runtime.segmentation_model import SegmentationModel
+    from powerseg.runtime.segmentation.model import SegmentationModel
 
     model = SegmentationModel(variant, threads=threads, providers=provider)
 
@@ -116,7 +116,7 @@ def one_shot(threads: int, provider: str, chunk: np.ndarray):
 def pair_parts(variant: str, threads: int, provider: str, signal: np.ndarray) -> dict:
     """What a live window costs on the pair, part by part: the front on one step of audio, and
     the tail on one window (as a lone run: spread over the cores where that is faster)."""
-    from powerseg.runtime.segmentation_model import SegmentationModel
+    from powerseg.runtime.segmentation.model import SegmentationModel
     from powerseg.models import shared_tail_path
     from powerseg.runtime.windows import stack
 

@@ -43,7 +43,7 @@ import numpy as np
 path, backend = sys.argv[1], sys.argv[2]
 start = time.perf_counter()
 from powerseg import Diarizer
-from powerseg.runtime.diarizer import DiarizerOptions
+from powerseg.runtime.diarization.diarizer import DiarizerOptions
 diarizer = Diarizer(providers="cpu")
 if backend == "torch":
     import torch

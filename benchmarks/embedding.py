@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     from powerseg.export.campplus_checkpoint import load_campplus
     from powerseg.models import SPEAKER_EMBEDDING, model_path
     from powerseg.runtime import Embedder
-    from powerseg.runtime.fbank import features
+    from powerseg.runtime.embedding.fbank import features
 
     torch.set_num_threads(1)  # one thread, as each onnxruntime run; 2 stall on a shared machine
     with contextlib.suppress(RuntimeError):
@@ -192,7 +192,7 @@ def variants(fp32_path: Path, fp32_run, pair: np.ndarray, inputs: dict, rounds: 
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    from powerseg.runtime.fbank import features
+    from powerseg.runtime.embedding.fbank import features
 
     folder = Path(tempfile.mkdtemp(prefix="campplus-variants-"))
     int8, fp16 = folder / "campplus.int8.onnx", folder / "campplus.fp16.onnx"

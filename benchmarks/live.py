@@ -6,7 +6,7 @@ and memory over a long stream. Prints tables and writes benchmarks/results/live.
     python benchmarks/live.py --parts accuracy --new-speaker-factors 0.6 1.0 1.4 1.8 2.6
     python benchmarks/live.py --parts memory --minutes 10 60
 
-- accuracy: every shared file diarized offline once; ``powerseg.runtime.live.replay`` gives
+- accuracy: every shared file diarized offline once; ``powerseg.runtime.diarization.live.replay`` gives
   what a live stream at each latency emits for the same windows and embeddings (the tests show
   any push sizes give those turns). DER against the ground truth (collar 0, overlap scored,
   the sets' UEM), per set and pooled, next to the offline DER; agreement of live and final
@@ -72,7 +72,7 @@ def accuracy(factors: list[float]) -> dict:
     from powerseg import Diarizer
     from powerseg.runtime import live as live_module
     from powerseg.runtime.binarize import Region
-    from powerseg.runtime.live import replay
+    from powerseg.runtime.diarization.live import replay
     from powerseg.runtime.metrics import diarization_error, read_rttm, read_uem
 
     diarizer = Diarizer()
@@ -223,7 +223,7 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, nargs="+", default=[10, 60])
     parser.add_argument("--new-speaker-factors", type=float, nargs="*", default=[],
                         help="also replay with these new-speaker factors (the sweep that chose "
-                        "runtime.live.NEW_SPEAKER_FACTOR)")
+                        "runtime.diarization.live.NEW_SPEAKER_FACTOR)")
     parser.add_argument("--cache", type=Path, default=Path("/tmp"))
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)

@@ -9,7 +9,7 @@ benchmarks/results/memory.json.
     python benchmarks/memory.py --minutes 10 60 --batch-sizes 32 8 --arena on off
 
 ``--arena off`` runs with onnxruntime's ``SessionOptions.enable_cpu_mem_arena = False``
-(patched into the child for the measurement; the default in runtime/segmentation_model.py is untouched).
+(patched into the child for the measurement; the default in runtime/segmentation/model.py is untouched).
 """
 
 from __future__ import annotations

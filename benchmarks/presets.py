@@ -31,7 +31,7 @@ SETS = ("pyannote_sample", "ami_pyannote_debug", "librispeech_sim_a", "libri_con
 def options_of(config: str):
     """A preset name, or "step=2,min_cluster_size=6" -> its DiarizerOptions."""
     from powerseg import DiarizerOptions
-    from powerseg.runtime.presets import PRESETS
+    from powerseg.runtime.diarization.presets import PRESETS
 
     if config in PRESETS:
         return DiarizerOptions.preset(config, providers="cpu")
@@ -43,7 +43,7 @@ def options_of(config: str):
 
 
 def main(argv=None) -> int:
-    from powerseg.runtime.presets import PRESETS
+    from powerseg.runtime.diarization.presets import PRESETS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=list(PRESETS))

@@ -31,11 +31,11 @@ from sweep import SETS, cache_path, recordings  # noqa: E402
 
 from powerseg.evaluate import Score, overall  # noqa: E402
 from powerseg.runtime.binarize import Region  # noqa: E402
-from powerseg.runtime.clustering import INACTIVE, cluster  # noqa: E402
+from powerseg.runtime.diarization.clustering import INACTIVE, cluster  # noqa: E402
 from powerseg.runtime.framing import Framing  # noqa: E402
 from powerseg.runtime.metrics import diarization_error, read_rttm, read_uem  # noqa: E402
-from powerseg.runtime.segmentation_model import SegmentationModel  # noqa: E402
-from powerseg.runtime.reconstruct import column_turns, reconstruct, speaker_count  # noqa: E402
+from powerseg.runtime.segmentation.model import SegmentationModel  # noqa: E402
+from powerseg.runtime.diarization.reconstruct import column_turns, reconstruct, speaker_count  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "sparse_embedding.json"
 CACHE = Path("/tmp/powerseg-sweep")

@@ -64,10 +64,10 @@ def turns_of(embeddings: np.ndarray, binarized: np.ndarray, step: float, thresho
              min_cluster_size: int) -> list:
     """The Diarizer's stages after the embeddings (no speaker bounds), on cached arrays."""
     from powerseg.runtime.binarize import Region
-    from powerseg.runtime.clustering import cluster
+    from powerseg.runtime.diarization.clustering import cluster
     from powerseg.runtime.framing import Framing
-    from powerseg.runtime.segmentation_model import SegmentationModel
-    from powerseg.runtime.reconstruct import column_turns, reconstruct, speaker_count
+    from powerseg.runtime.segmentation.model import SegmentationModel
+    from powerseg.runtime.diarization.reconstruct import column_turns, reconstruct, speaker_count
 
     framing = Framing(SegmentationModel("fp32", providers="cpu").spec, step)
     count = speaker_count(binarized, framing)
@@ -94,7 +94,7 @@ def min_size(setting: str, kept: int, duration: float, step: float) -> int:
 
 def sweep(cache: Path, steps: list[float], sizes: list[str], thresholds: list[float]) -> dict:
     from powerseg.evaluate import Score, overall
-    from powerseg.runtime.clustering import training_pairs
+    from powerseg.runtime.diarization.clustering import training_pairs
     from powerseg.runtime.metrics import diarization_error, read_rttm, read_uem
 
     truth, scopes = {}, {}

@@ -6,7 +6,7 @@ first set, identified in the second.
 
 - Enrollment: for each voice and each enrollment-set file it speaks in, one clip of its solo
   speech (its RTTM turns minus everyone else's, 0.3 s of silence between pieces) is written
-  as a wav and enrolled with ``powerseg.runtime.voices.enroll`` (each clip diarized, its main
+  as a wav and enrolled with ``powerseg.runtime.diarization.voices.enroll`` (each clip diarized, its main
   speaker's centroid kept), as a user's clips would be.
 - Test: each test file is diarized once (powerseg's defaults). Each diarized speaker is the
   reference speaker it overlaps most; its centroid against every enrolled voice is one trial
@@ -42,8 +42,8 @@ from memory import SHARED, write_results  # noqa: E402
 from powerseg.runtime import Diarizer, Embedder  # noqa: E402
 from powerseg.runtime.audio import load_audio  # noqa: E402
 from powerseg.runtime.metrics import read_rttm  # noqa: E402
-from powerseg.runtime.voices import (DEFAULT_THRESHOLD, VoiceBank, enroll,  # noqa: E402
-                                     match_voices, unit)
+from powerseg.runtime.diarization.voices import (DEFAULT_THRESHOLD, VoiceBank, enroll,  # noqa: E402
+                                                 match_voices, unit)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "voices.json"

@@ -14,7 +14,7 @@ from powerseg import __version__
 from powerseg.models import SEGMENTATION, SEGMENTATION_FRONT, sha256
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.segmentation_model import SegmentationModel
+from powerseg.runtime.segmentation.model import SegmentationModel
 from powerseg.samples import sample_path
 
 from .campplus_onnx import build_embedding

@@ -14,8 +14,8 @@ from powerseg import __version__
 from powerseg.errors import VerificationError
 from powerseg.models import EMBEDDINGS, SPEAKER_EMBEDDING
 from powerseg.runtime.audio import load_audio
-from powerseg.runtime.embedder import EmbeddingModel
-from powerseg.runtime.fbank import FbankOptions, features
+from powerseg.runtime.embedding.embedder import EmbeddingModel
+from powerseg.runtime.embedding.fbank import FbankOptions, features
 
 from .campplus import MIN_FRAMES, CAMPPlus
 from .campplus_checkpoint import load_campplus

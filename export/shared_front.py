@@ -13,7 +13,7 @@ first conv frame, ``a = gamma / s``, ``d = sum(f) * (beta * s / gamma - mu)``, a
 - the **front** takes fixed blocks of signal and returns, for each of the 3 pooling phases, the
   3-wide max of ``c`` and of ``-c``: time-major rows a stream can append and a window can slice;
 - the runtime forms the expression above from one window's rows, mean and variance
-  (``runtime/front.py``: a few passes over the rows it copies anyway);
+  (``runtime/segmentation/front.py``: a few passes over the rows it copies anyway);
 - the **tail** is the rest of the model, InstanceNorm(80) onwards, unchanged.
 
 Both are self-describing ONNX files: the front's metadata gives its block geometry, the tail's
@@ -36,7 +36,7 @@ from torch import nn
 from powerseg.models import sha256
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.segmentation_model import SegmentationModel
+from powerseg.runtime.segmentation.model import SegmentationModel
 
 from .onnx_export import OPSET, OUTPUT_NAME, freeze_sinc, metadata, set_metadata
 from .pyannet import PyanNet
@@ -44,7 +44,7 @@ from .verify import Parity, onnx_logprobs, require_parity, window_logprobs
 
 POOL = 3
 # Conv frames per front block (a multiple of the pooling width): small enough that a stream's
-# provisional block (runtime/front.py) is cheap, large enough that the 2 frames each block
+# provisional block (runtime/segmentation/front.py) is cheap, large enough that the 2 frames each block
 # shares with the next (pooling phases 1 and 2) cost under 1 %.
 BLOCK_FRAMES = 240
 

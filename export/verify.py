@@ -13,7 +13,7 @@ import torch
 from powerseg.errors import VerificationError
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.segmentation_model import SegmentationModel
+from powerseg.runtime.segmentation.model import SegmentationModel
 from powerseg.runtime.windows import Window, stack
 
 from .pyannet import PyanNet

@@ -22,7 +22,7 @@ EMBEDDINGS = {
     "campplus": "campplus.onnx",  # 3D-Speaker CAM++, 192-dim speaker embeddings
 }
 # The tails of the shared front-end pairs (each names its front in its metadata): what a
-# Segmenter runs on CPU for these variants (runtime/front.py). fp16 is for GPUs: no pair.
+# Segmenter runs on CPU for these variants (runtime/segmentation/front.py). fp16 is for GPUs: no pair.
 SHARED_TAILS = {
     "fp32": "segmentation-3.0.tail.onnx",
     "int8": "segmentation-3.0.int8.tail.onnx",

@@ -18,7 +18,7 @@ from .lazy import lazy_names  # noqa: E402
 _LAZY = {**{name: ".runtime" for name in (
     "Diarization", "DiarizationStream", "Diarizer", "DiarizerOptions", "Embedder", "EmbedderOptions",
     "Embedding", "Embeddings", "Segmentation", "Segmenter", "SegmenterOptions", "Turn")},
-    "VoiceBank": ".runtime.voices", "assign_speakers": ".transcript"}
+    "VoiceBank": ".runtime.diarization.voices", "assign_speakers": ".transcript"}
 
 __all__ = ["AudioError", "CheckpointError", "Diarization", "DiarizationStream", "Diarizer", "DiarizerOptions",
            "Embedder", "EmbedderOptions", "Embedding", "Embeddings",

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from powerseg.errors import AudioNotFoundError, OptionError, PowersegError
-from powerseg.runtime.stream import StageHook
+from powerseg.runtime.segmentation.stream import StageHook
 from powerseg.runtime.writers import atomic_output, npz_bytes, uri_of
 
 if TYPE_CHECKING:
@@ -98,8 +98,8 @@ class Task:
         if self.format not in formats:
             raise OptionError(f"{self.command} writes {' or '.join(formats)}, not {self.format!r}")
         if self.command == "diarize":
-            from powerseg.runtime.diarizer import DiarizerOptions, speaker_bounds
-            from powerseg.runtime.voices import check_voices
+            from powerseg.runtime.diarization.diarizer import DiarizerOptions, speaker_bounds
+            from powerseg.runtime.diarization.voices import check_voices
 
             expected = DiarizerOptions
             speaker_bounds(**self.speakers)

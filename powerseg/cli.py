@@ -22,8 +22,8 @@ from powerseg import __version__
 from powerseg.batch import Interrupted
 from powerseg.errors import OptionError, PowersegError, ProviderError
 from powerseg.runtime import options as checks
-from powerseg.runtime.presets import PRESETS
-from powerseg.runtime.voices import DEFAULT_THRESHOLD as DEFAULT_VOICE_THRESHOLD
+from powerseg.runtime.diarization.presets import PRESETS
+from powerseg.runtime.diarization.voices import DEFAULT_THRESHOLD as DEFAULT_VOICE_THRESHOLD
 from powerseg.transcript import MAX_GAP
 
 EXIT_INPUT, EXIT_USAGE = 1, 2
@@ -356,7 +356,7 @@ def _regions(args: argparse.Namespace) -> int:
 
 def _diarizer_options(args: argparse.Namespace):
     """The Diarizer's options: the preset's (``DiarizerOptions.preset``), then those given."""
-    from powerseg.runtime.diarizer import DiarizerOptions
+    from powerseg.runtime.diarization.diarizer import DiarizerOptions
 
     given = dict(step=args.step, threshold=args.threshold, min_cluster_size=args.min_cluster_size)
     return DiarizerOptions.preset(
@@ -500,7 +500,7 @@ def _speakers(args: argparse.Namespace) -> dict:
 
 def _check_speakers(args: argparse.Namespace) -> None:
     """The speaker bounds, refused in the options' own names before any work."""
-    from powerseg.runtime.diarizer import speaker_bounds
+    from powerseg.runtime.diarization.diarizer import speaker_bounds
 
     speaker_bounds(**_speakers(args))
 
@@ -586,7 +586,7 @@ def _live_diarization(args: argparse.Namespace) -> int:
     import json
 
     from powerseg.batch import diarization_records
-    from powerseg.runtime.live import check_latency
+    from powerseg.runtime.diarization.live import check_latency
     from powerseg.runtime.writers import dumps_json, rttm_lines, uri_of
 
     if args.final_output is not None and args.final_output.suffix.lower() not in (".rttm", ".json"):
@@ -709,10 +709,10 @@ def _info(args: argparse.Namespace) -> int:
     import onnxruntime
 
     from powerseg.models import shared_tail_path
-    from powerseg.runtime.auto_model import AUTO, choose_variant
+    from powerseg.runtime.segmentation.auto_model import AUTO, choose_variant
     from powerseg.runtime.cpu import cpu_info
-    from powerseg.runtime.embedder import EmbeddingModel
-    from powerseg.runtime.segmentation_model import SegmentationModel
+    from powerseg.runtime.embedding.embedder import EmbeddingModel
+    from powerseg.runtime.segmentation.model import SegmentationModel
 
     variant = args.model
     print(f"powerseg {__version__}, numpy {numpy.__version__}, onnxruntime {onnxruntime.__version__}")
@@ -745,7 +745,7 @@ def _print_metadata(metadata: dict[str, str]) -> None:
 
 
 def _pair_max_step(model) -> float:
-    from powerseg.runtime.front import PAIR_MAX_STEP
+    from powerseg.runtime.segmentation.front import PAIR_MAX_STEP
 
     return PAIR_MAX_STEP * model.spec.window
 
@@ -757,7 +757,7 @@ def _sample(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---- named speakers and transcripts (runtime/voices.py, powerseg/transcript.py) ----------------
+# ---- named speakers and transcripts (runtime/diarization/voices.py, powerseg/transcript.py) ----------------
 
 def _similarity(text: str) -> float:
     value = float(text)
@@ -790,7 +790,7 @@ def _voices(args: argparse.Namespace) -> dict:
 def _diarize_embeddings(args: argparse.Namespace) -> int:
     """One file's diarization, and its speakers' centroids into ``--embeddings``."""
     from powerseg import batch
-    from powerseg.runtime.voices import speaker_arrays
+    from powerseg.runtime.diarization.voices import speaker_arrays
     from powerseg.runtime.writers import dumps_json, uri_of, write_npz
 
     if args.output_dir or args.ray:
@@ -840,7 +840,7 @@ def _enroll_parser(sub) -> None:
 
 def _enroll(args: argparse.Namespace) -> int:
     """Add (or replace) one voice in a bank, or list a bank."""
-    from powerseg.runtime.voices import VoiceBank, check_name
+    from powerseg.runtime.diarization.voices import VoiceBank, check_name
 
     if args.list is not None:
         given = [flag for flag, value in (("--name", args.name), ("--output", args.output),
@@ -873,7 +873,7 @@ def _enroll(args: argparse.Namespace) -> int:
 def _enroll_audio(args: argparse.Namespace, bank):
     from powerseg import batch
     from powerseg.runtime import Diarizer
-    from powerseg.runtime.voices import enroll
+    from powerseg.runtime.diarization.voices import enroll
 
     files = batch.expand(args.audio)
     diarizer = Diarizer(segmentation=args.model, embedding=args.embedding, threads=args.threads,
@@ -883,7 +883,7 @@ def _enroll_audio(args: argparse.Namespace, bank):
 
 def _enroll_speaker(args: argparse.Namespace, bank):
     from powerseg.errors import VoiceBankError
-    from powerseg.runtime.voices import VoiceBank, clip_from_speakers
+    from powerseg.runtime.diarization.voices import VoiceBank, clip_from_speakers
 
     clip, model, digest = clip_from_speakers(args.from_diarization, args.speaker, args.name)
     bank = bank or VoiceBank(model, digest, len(clip.vector))
@@ -896,7 +896,7 @@ def _enroll_speaker(args: argparse.Namespace, bank):
 
 
 def _list_voices(path: Path) -> int:
-    from powerseg.runtime.voices import VoiceBank
+    from powerseg.runtime.diarization.voices import VoiceBank
 
     bank = VoiceBank.load(path)
     voices = bank.voices()
@@ -969,7 +969,7 @@ def _rttm_turns(rttm: Path, audio: Path, uri: str) -> tuple[list, dict]:
     """The turns of ``uri`` (or of the only recording) in an RTTM file, and a JSON envelope."""
     from powerseg.errors import TranscriptError
     from powerseg.runtime.audio import duration
-    from powerseg.runtime.diarizer import Turn
+    from powerseg.runtime.diarization.diarizer import Turn
     from powerseg.runtime.metrics import read_rttm
     from powerseg.runtime.writers import envelope
 

@@ -9,8 +9,8 @@ import numpy as np
 
 from powerseg.errors import PowersegError
 from powerseg.runtime.binarize import Region
-from powerseg.runtime.diarizer import Diarization, Turn
-from powerseg.runtime.segmenter import Segmentation
+from powerseg.runtime.diarization.diarizer import Diarization, Turn
+from powerseg.runtime.segmentation.segmenter import Segmentation
 
 
 def _core():

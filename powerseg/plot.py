@@ -13,7 +13,7 @@ from powerseg.errors import OptionError, PowersegError
 from powerseg.runtime import Diarizer, Region, Segmenter
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.metrics import read_rttm
-from powerseg.runtime.powerset import to_multilabel
+from powerseg.runtime.segmentation.powerset import to_multilabel
 from powerseg.runtime.writers import atomic_output, uri_of
 
 SIZE_INCHES, DPI = (12.0, 6.0), 100

@@ -1,15 +1,17 @@
-"""Inference with numpy + onnxruntime only: audio, framing, decoding, aggregation, regions,
-speaker embeddings, clustering, diarization, writers."""
+"""Inference with numpy + onnxruntime only. Shared here: audio, framing, overlap-add, regions,
+sessions and providers, options, writers and scores; each pipeline in its own package:
+segmentation/, embedding/, diarization/."""
 
 from powerseg.lazy import lazy_names
 
+_SEG, _EMB, _DIA = ".segmentation", ".embedding", ".diarization"
 _LAZY = {
     "BinarizeOptions": ".binarize", "Region": ".binarize",
-    "Diarization": ".diarizer", "Diarizer": ".diarizer", "DiarizerOptions": ".diarizer",
-    "Turn": ".diarizer", "DiarizationStream": ".live", "LiveEnd": ".live",
-    "Embedder": ".embedder", "EmbedderOptions": ".embedder", "Embedding": ".embedder",
-    "Embeddings": ".embedder", "Segmentation": ".segmenter", "Segmenter": ".segmenter",
-    "SegmenterOptions": ".segmenter", "FrameScores": ".stream", "Stream": ".stream",
+    **dict.fromkeys(("Diarization", "Diarizer", "DiarizerOptions", "Turn"), f"{_DIA}.diarizer"),
+    **dict.fromkeys(("DiarizationStream", "LiveEnd"), f"{_DIA}.live"),
+    **dict.fromkeys(("Embedder", "EmbedderOptions", "Embedding", "Embeddings"), f"{_EMB}.embedder"),
+    **dict.fromkeys(("Segmentation", "Segmenter", "SegmenterOptions"), f"{_SEG}.segmenter"),
+    **dict.fromkeys(("FrameScores", "Stream"), f"{_SEG}.stream"),
 }
 __all__ = sorted(_LAZY)
 

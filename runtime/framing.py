@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .segmentation_model import ModelSpec
+from .segmentation.model import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ A window source belongs to one stream: samples go in with ``append``; ``next`` h
 window once its samples are in (``early``) or once everything it needs is computed; at the end
 of the audio, ``rest`` hands out the windows still to come, with zeros past the end as pyannote
 pads its last window. The full model takes a window's samples (``SampleWindows``); the tail of a
-shared front-end pair takes front rows computed once over the signal (``runtime/front.py``).
+shared front-end pair takes front rows computed once over the signal (``runtime/segmentation/front.py``).
 """
 
 from __future__ import annotations

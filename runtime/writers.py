@@ -20,12 +20,12 @@ from powerseg.errors import OutputError, PowersegError
 from powerseg.models import SEGMENTATION_FRONT, model_sha256
 
 from .binarize import Region
-from .segmenter import Segmentation
+from .segmentation.segmenter import Segmentation
 from .session import model_kind
 
 if TYPE_CHECKING:
-    from .diarizer import Diarization
-    from .embedder import Embedding
+    from .diarization.diarizer import Diarization
+    from .embedding.embedder import Embedding
 
 JSON_SCHEMA_VERSION = 1
 
@@ -148,7 +148,7 @@ def diarization_json(uri: str, turns: list, result: Diarization,
 
 def voices_json(result: Diarization) -> dict:
     """With a voice bank: each speaker's label, the name it took and its cosine similarity to
-    that voice, and its most similar voice (runtime/voices.py)."""
+    that voice, and its most similar voice (runtime/diarization/voices.py)."""
     if not result.voice_matches:
         return {}
     return {"voices": [{"speaker": speaker, "label": m.label, "name": m.name,

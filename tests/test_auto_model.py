@@ -9,9 +9,9 @@ import pytest
 
 from powerseg.cli import main
 from powerseg.runtime.audio import load_audio
-from powerseg.runtime.auto_model import (CACHE_NAME, CANDIDATES, MIN_GAIN, cache_key,
-                                         choose_variant)
-from powerseg.runtime.segmenter import Segmenter
+from powerseg.runtime.segmentation.auto_model import (CACHE_NAME, CANDIDATES, MIN_GAIN, cache_key,
+                                                      choose_variant)
+from powerseg.runtime.segmentation.segmenter import Segmenter
 from powerseg.samples import sample_path
 
 

@@ -19,9 +19,9 @@ from scipy.cluster.hierarchy import fcluster, linkage
 
 from conftest import SHARED
 from powerseg.runtime import clustering
-from powerseg.runtime.clustering import cluster, training_pairs, unit_vectors
-from powerseg.runtime.linkage import (bounded_centroid_linkage, centroid_linkage,
-                                      exact_centroid_linkage, matrix_bytes)
+from powerseg.runtime.diarization.clustering import cluster, training_pairs, unit_vectors
+from powerseg.runtime.diarization.linkage import (bounded_centroid_linkage, centroid_linkage,
+                                                  exact_centroid_linkage, matrix_bytes)
 
 DIARIZATION = SHARED / "reference" / "diarization"
 SETS = ("pyannote_sample", "ami_pyannote_debug", "librispeech_sim_a", "libri_conv_a")

@@ -16,12 +16,12 @@ import numpy as np
 import pytest
 
 from conftest import SHARED
-from powerseg.runtime.clustering import cluster
+from powerseg.runtime.diarization.clustering import cluster
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.segmentation_model import SegmentationModel
-from powerseg.runtime.diarizer import Turn
-from powerseg.runtime.reconstruct import (cluster_activations, column_turns, reconstruct,
-                                          speaker_count, speaker_labels)
+from powerseg.runtime.segmentation.model import SegmentationModel
+from powerseg.runtime.diarization.diarizer import Turn
+from powerseg.runtime.diarization.reconstruct import (cluster_activations, column_turns, reconstruct,
+                                                      speaker_count, speaker_labels)
 from powerseg.runtime.writers import rttm_lines
 
 DIARIZATION = SHARED / "reference" / "diarization"

@@ -12,10 +12,10 @@ import torch
 
 from powerseg.errors import VerificationError
 from powerseg.export.campplus_checkpoint import CAMPPLUS_SHA256, load_campplus
-from powerseg.export.campplus_onnx import (LENGTHS, MAX_ABS_DIFF, MIN_COSINE, compare,
-                                           verification_inputs, verify_campplus)
+from powerseg.export.campplus_onnx import (LENGTHS, MAX_ABS_DIFF, MIN_COSINE, compare, verification_inputs,
+                                           verify_campplus)
 from powerseg.models import SPEAKER_EMBEDDING, model_path
-from powerseg.runtime.embedder import EmbeddingModel
+from powerseg.runtime.embedding.embedder import EmbeddingModel
 from powerseg.samples import sample_path
 
 SHIPPED = model_path("campplus", SPEAKER_EMBEDDING)

@@ -13,7 +13,7 @@ import soxr
 
 from powerseg import Embedder, EmbedderOptions
 from powerseg.errors import AudioError, AudioNotFoundError, OptionError, PowersegError
-from powerseg.runtime.embedder import _runs, mask_frames
+from powerseg.runtime.embedding.embedder import _runs, mask_frames
 from powerseg.samples import sample_path
 
 RATE = 16000

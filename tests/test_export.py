@@ -15,7 +15,7 @@ from powerseg.export.verify import compare, verify
 from powerseg.models import model_path, sha256
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.segmentation_model import SegmentationModel
+from powerseg.runtime.segmentation.model import SegmentationModel
 from powerseg.samples import sample_path
 
 KEYS = ("kind", "sample_rate", "window_samples", "frame_start_samples", "frame_step_samples",

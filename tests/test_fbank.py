@@ -10,7 +10,7 @@ import soundfile as sf
 from torchaudio_kaldi import reference_fbank
 
 from powerseg.errors import ModelError
-from powerseg.runtime.fbank import FbankOptions, fbank, features
+from powerseg.runtime.embedding.fbank import FbankOptions, fbank, features
 from powerseg.samples import sample_path
 
 # Max |log-mel difference| allowed against torchaudio. Both compute in float32, with different
@@ -128,10 +128,10 @@ def test_waveform_scale_multiplies_the_samples(signals):
 
 @pytest.mark.parametrize("bins, low", [(80, 20.0), (23, 20.0), (64, 0.0), (128, 0.0)])
 def test_filter_by_filter_product_is_the_dense_one(bins, low):
-    """The mel product skips BLAS (runtime/fbank.py says why); it must still be the
+    """The mel product skips BLAS (runtime/embedding/fbank.py says why); it must still be the
     dense product of the filterbank, float64 rounding aside, for any filter count (128 at
     0 Hz has an empty filter)."""
-    from powerseg.runtime.fbank import _mel_banks, _mel_energies
+    from powerseg.runtime.embedding.fbank import _mel_banks, _mel_energies
 
     options = FbankOptions(num_mel_bins=bins, low_freq=low)
     power = np.random.default_rng(bins).exponential(1.0, (50, 257)).astype(np.float32)

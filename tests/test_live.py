@@ -23,7 +23,7 @@ from conftest import SHARED
 from powerseg.cli import main
 from powerseg.errors import AudioError, OptionError, StreamClosedError
 from powerseg.runtime.audio import load_audio
-from powerseg.runtime.live import PIECE_SECONDS, LiveLabels, OnlineClustering
+from powerseg.runtime.diarization.live import PIECE_SECONDS, LiveLabels, OnlineClustering
 from powerseg.runtime.writers import rttm_lines
 
 SAMPLE = SHARED / "audio" / "pyannote_sample" / "wav" / "sample.wav"
@@ -342,7 +342,7 @@ def every_shared_file(diarizer) -> list:
 @pytest.mark.slow
 def test_live_accuracy_on_every_shared_file(diarizer, every_shared_file):
     from powerseg.runtime.binarize import Region
-    from powerseg.runtime.live import replay
+    from powerseg.runtime.diarization.live import replay
     from powerseg.runtime.metrics import diarization_error, read_rttm, read_uem
 
     errors = {key: np.zeros(2) for key in ("offline", *MAX_EXTRA_DER)}
@@ -371,7 +371,7 @@ def test_live_accuracy_on_every_shared_file(diarizer, every_shared_file):
 def test_a_stream_ends_in_the_offline_result_on_every_shared_file(diarizer, every_shared_file):
     """Streamed in pushes of 0.37 s (no multiple of a step), every recording's final result
     has the offline RTTM bytes, and its live turns are replay's (the same live part)."""
-    from powerseg.runtime.live import replay
+    from powerseg.runtime.diarization.live import replay
 
     for wav, offline in every_shared_file:
         audio = load_audio(wav, RATE)
@@ -382,7 +382,7 @@ def test_a_stream_ends_in_the_offline_result_on_every_shared_file(diarizer, ever
 
 
 def test_replay_is_what_a_stream_emits(diarizer, sample_audio):
-    from powerseg.runtime.live import replay
+    from powerseg.runtime.diarization.live import replay
 
     live, end = stream_turns(diarizer, sample_audio, RATE, latency=2.0)
     assert replay(diarizer, end.diarization, 2.0) == live
@@ -390,7 +390,7 @@ def test_replay_is_what_a_stream_emits(diarizer, sample_audio):
 
 def test_enrolled_voices_name_live_and_final_speakers(tmp_path, sample_audio):
     from powerseg import Diarizer
-    from powerseg.runtime.voices import Clip, VoiceBank
+    from powerseg.runtime.diarization.voices import Clip, VoiceBank
 
     plain = Diarizer(providers="cpu")
     offline = plain(SAMPLE)

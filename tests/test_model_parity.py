@@ -9,7 +9,7 @@ from conftest import RECORDING_IDS, RECORDINGS, reference, wav
 from powerseg.export.verify import compare, onnx_logprobs, torch_logprobs
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.segmentation_model import SegmentationModel
+from powerseg.runtime.segmentation.model import SegmentationModel
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from powerseg import Segmenter
 from powerseg.cli import main
 from powerseg.errors import ModelError, ModelNotFoundError, PowersegError
 from powerseg.models import model_path
-from powerseg.runtime.segmentation_model import REQUIRED_METADATA, SegmentationModel
+from powerseg.runtime.segmentation.model import REQUIRED_METADATA, SegmentationModel
 
 RATE = 16000
 

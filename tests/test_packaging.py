@@ -33,11 +33,11 @@ def test_import_and_vad_load_no_diarization_stack(tmp_path):
     audio = tmp_path / "one_second.wav"
     sf.write(audio, (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32), 16000)
     code = ("import sys, powerseg; loaded = {'scipy' in sys.modules, "
-            "'powerseg.runtime.diarizer' in sys.modules}; "
+            "'powerseg.runtime.diarization.diarizer' in sys.modules}; "
             "from powerseg.cli import main; "
             f"assert main(['vad', {str(audio)!r}, '-o', {str(tmp_path / 'out.rttm')!r}, "
             "'--provider', 'cpu']) == 0; "
-            "loaded |= {'scipy' in sys.modules, 'powerseg.runtime.diarizer' in sys.modules}; "
+            "loaded |= {'scipy' in sys.modules, 'powerseg.runtime.diarization.diarizer' in sys.modules}; "
             "print(sorted(loaded))")
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from powerseg.runtime.aggregate import OverlapAdd, aggregate
 from powerseg.runtime.binarize import BinarizeOptions, binarize
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.segmentation_model import SegmentationModel
-from powerseg.runtime.powerset import active_speakers, overlap_score, speech_score, to_multilabel
+from powerseg.runtime.segmentation.model import SegmentationModel
+from powerseg.runtime.segmentation.powerset import active_speakers, overlap_score, speech_score, to_multilabel
 
 SPEC = SegmentationModel("fp32", providers="cpu").spec
 RATE, WINDOW, FRAMES = SPEC.sample_rate, SPEC.window_samples, SPEC.num_frames

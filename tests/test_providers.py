@@ -68,7 +68,7 @@ def test_fp16_keeps_frame_decisions_on_cpu():
     """The GPU variant's arithmetic checked on CPU: >= 99.5% of fp32's argmax on all shared audio."""
     from powerseg.runtime.audio import load_audio
     from powerseg.runtime.framing import Framing
-    from powerseg.runtime.segmentation_model import SegmentationModel
+    from powerseg.runtime.segmentation.model import SegmentationModel
 
     fp32, fp16 = SegmentationModel("fp32", providers="cpu"), SegmentationModel("fp16", providers="cpu")
     same = total = 0

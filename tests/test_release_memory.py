@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from powerseg.runtime.embedder import EmbeddingModel
-from powerseg.runtime.segmentation_model import SegmentationModel
+from powerseg.runtime.embedding.embedder import EmbeddingModel
+from powerseg.runtime.segmentation.model import SegmentationModel
 
 
 def rss_mib() -> float:

@@ -22,7 +22,7 @@ from powerseg.export.verify import compare, window_logprobs
 from powerseg.models import model_path, sha256, shared_tail_path
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.segmentation_model import SegmentationModel
+from powerseg.runtime.segmentation.model import SegmentationModel
 from powerseg.runtime.windows import stack
 from powerseg.samples import sample_path
 

@@ -101,7 +101,7 @@ def test_int8_stream_equals_offline_batches():
 def test_provisional_scores_are_the_windows_run_so_far(segmenter):
     """Low latency: frames one step behind the audio get the overlap-add of the windows so far."""
     from powerseg.runtime.aggregate import aggregate
-    from powerseg.runtime.powerset import overlap_score, speech_score
+    from powerseg.runtime.segmentation.powerset import overlap_score, speech_score
 
     samples = load_audio(sample_path(), RATE)
     offline = segmenter(samples, sample_rate=RATE)

@@ -9,8 +9,8 @@ from powerseg.errors import OptionError
 from powerseg.runtime.aggregate import aggregate
 from powerseg.runtime.binarize import BinarizeOptions, Region, binarize
 from powerseg.runtime.framing import Framing
-from powerseg.runtime.segmentation_model import ModelSpec
-from powerseg.runtime.powerset import active_speakers, overlap_score, speech_score, to_multilabel
+from powerseg.runtime.segmentation.model import ModelSpec
+from powerseg.runtime.segmentation.powerset import active_speakers, overlap_score, speech_score, to_multilabel
 
 MAPPING = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1]],
                    dtype=np.float32)

@@ -17,9 +17,9 @@ from powerseg.errors import OptionError, TooLittleSpeechError, VoiceBankError
 from powerseg.runtime import Diarizer, Embedder
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.metrics import intersect, read_rttm, total, union
-from powerseg.runtime.voices import (DEFAULT_THRESHOLD, FORMAT, VERSION, Clip, VoiceBank,
-                                     check_threshold, enroll, enroll_clip, main_speaker,
-                                     match_voices, name_speakers)
+from powerseg.runtime.diarization.voices import (DEFAULT_THRESHOLD, FORMAT, VERSION, Clip, VoiceBank,
+                                                 check_threshold, enroll, enroll_clip, main_speaker,
+                                                 match_voices, name_speakers)
 from powerseg.runtime.writers import diarization_json, write_npz
 
 RATE = 16000

@@ -27,7 +27,7 @@ MIN_ACTIVE_RATIO = 0.2
 INACTIVE = -2  # hard cluster of a local speaker with no active frame (pyannote's value)
 # The linkage is scipy's bit for bit while its N^2/2 float64 distances fit in this many bytes
 # (8,192 kept embeddings, about 1.5 h of conversation); past it, it keeps the centroids only
-# (memory linear in N, the same merges up to rounding): runtime/linkage.py.
+# (memory linear in N, the same merges up to rounding): runtime/diarization/linkage.py.
 EXACT_LINKAGE_BYTES = 256 << 20
 BLOCK_CHUNKS = 1024  # chunks per block of the per-chunk computations
 BLOCK_ROWS = 4096  # embeddings per block of the per-embedding ones

@@ -3,7 +3,7 @@
 Stages (pyannote.audio 4.0.7, agglomerative clustering): segmentation of 10 s chunks with
 hard powerset decoding; per-frame speaker count; one speaker embedding per (chunk, local
 speaker), without its overlapped frames when enough clean ones remain; clustering
-(runtime/clustering.py); reconstruction of one timeline (runtime/reconstruct.py). The
+(runtime/diarization/clustering.py); reconstruction of one timeline (runtime/diarization/reconstruct.py). The
 embeddings are computed round by round as the segmentation windows run, so a recording is
 read in blocks and never held whole.
 """
@@ -21,16 +21,16 @@ import numpy as np
 
 from powerseg.errors import OptionError
 
-from .audio import audio_input
-from .presets import PRESETS, PYANNOTE_MIN_CLUSTER_SIZE
+from ..audio import audio_input
+from ..contracts import EmbeddingModel, WindowModel
+from ..embedding.embedder import Embedder, EmbedderOptions
+from ..options import Check, integer, keywords_or_options, number, validate
+from ..segmentation.segmenter import Segmentation, Segmenter, SegmenterOptions, options_repr
+from ..segmentation.stream import StageHook
+from ..session import OnnxSession, trim_heap
 from .clustering import Clusters, cluster
-from .contracts import EmbeddingModel, WindowModel
-from .embedder import Embedder, EmbedderOptions
-from .options import Check, integer, keywords_or_options, number, validate
+from .presets import PRESETS, PYANNOTE_MIN_CLUSTER_SIZE
 from .reconstruct import column_turns, reconstruct, speaker_count, speaker_labels
-from .segmenter import Segmentation, Segmenter, SegmenterOptions, options_repr
-from .session import OnnxSession, trim_heap
-from .stream import StageHook
 from .voices import VoiceBank, VoiceMatch, name_speakers, voice_bank
 
 if TYPE_CHECKING:
@@ -140,7 +140,7 @@ class Diarization:
     _exclusive: tuple[Turn, ...] = field(repr=False, default=())
     embedding_metadata: dict = field(default_factory=dict, repr=False)  # the embedding model's
     embedding_provider: str = ""  # where the embedding model ran (``provider``: the segmentation)
-    voice_matches: tuple[VoiceMatch, ...] = ()  # per speaker, with a VoiceBank (runtime/voices.py)
+    voice_matches: tuple[VoiceMatch, ...] = ()  # per speaker, with a VoiceBank (diarization/voices.py)
 
     def __repr__(self) -> str:
         chunks = self.embeddings.shape[0]
@@ -152,13 +152,13 @@ class Diarization:
 
     def to_rttm(self, uri: str = "audio", exclusive: bool = False) -> str:
         """The RTTM ``powerseg diarize`` writes (``--exclusive``: one speaker at a time)."""
-        from .writers import rttm_lines
+        from ..writers import rttm_lines
 
         return "".join(rttm_lines(uri, self.exclusive() if exclusive else self.turns()))
 
     def to_json(self, uri: str = "audio", exclusive: bool = False) -> str:
         """The JSON ``powerseg diarize -o X.json`` writes."""
-        from .writers import diarization_json, dumps_json
+        from ..writers import diarization_json, dumps_json
 
         turns = self.exclusive() if exclusive else self.turns()
         return dumps_json(diarization_json(uri, turns, self, exclusive))
@@ -285,7 +285,7 @@ class Diarizer:
                voices: VoiceBank | str | os.PathLike | None,
                voice_threshold: float | None) -> None:
         self.segmenter, self.embedder = segmenter, embedder
-        # speakers matching an enrolled voice take its name (runtime/voices.py)
+        # speakers matching an enrolled voice take its name (runtime/diarization/voices.py)
         self.voices, self.voice_threshold = voice_bank(voices, voice_threshold, self.embedder)
 
     def _min_clean_frames(self) -> int | None:
@@ -319,7 +319,7 @@ class Diarizer:
                max_speakers: int | None = None) -> DiarizationStream:
         """Live diarization: ``push`` samples as they arrive, get each moment's speaker
         ``latency`` seconds (one step to one window) later; ``flush`` ends in what this
-        Diarizer gives for the same audio and speaker bounds (runtime/live.py)."""
+        Diarizer gives for the same audio and speaker bounds (runtime/diarization/live.py)."""
         from .live import DiarizationStream
 
         return DiarizationStream(self, latency, sample_rate, num_speakers, min_speakers,

@@ -14,15 +14,15 @@ import numpy as np
 from powerseg.errors import AudioError, OptionError
 from powerseg.models import shared_tail_path
 
-from .audio import ACCEPTED, audio_input, blocks, duration_of, prepare
+from ..audio import ACCEPTED, audio_input, blocks, duration_of, prepare
+from ..binarize import BinarizeOptions, Region, binarize
+from ..contracts import WindowModel, check
+from ..framing import Framing
+from ..options import Check, integer, keywords_or_options, number, validate
+from ..providers import CPU, resolve_providers
 from .auto_model import AUTO, Choice, choose_variant
-from .binarize import BinarizeOptions, Region, binarize
-from .contracts import WindowModel, check
-from .framing import Framing
 from .front import PAIR_MAX_STEP
-from .segmentation_model import SegmentationModel
-from .options import Check, integer, keywords_or_options, number, validate
-from .providers import CPU, resolve_providers
+from .model import SegmentationModel
 from .stream import FrameParts, StageHook, Stream, WindowHook
 
 
@@ -82,14 +82,14 @@ class Segmentation:
     def to_rttm(self, uri: str = "audio", osd: bool = False,
                 options: BinarizeOptions | None = None) -> str:
         """The RTTM ``powerseg vad`` (``osd=True``: ``powerseg osd``) writes."""
-        from .writers import rttm_lines
+        from ..writers import rttm_lines
 
         return "".join(rttm_lines(uri, self.osd(options) if osd else self.vad(options)))
 
     def to_json(self, uri: str = "audio", osd: bool = False,
                 options: BinarizeOptions | None = None) -> str:
         """The JSON ``powerseg vad -o X.json`` (``osd=True``: ``osd``) writes."""
-        from .writers import dumps_json, regions_json
+        from ..writers import dumps_json, regions_json
 
         regions = self.osd(options) if osd else self.vad(options)
         return dumps_json(regions_json(uri, regions, self))

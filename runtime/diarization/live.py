@@ -24,13 +24,13 @@ from scipy.spatial.distance import cdist
 
 from powerseg.errors import OptionError, StreamClosedError
 
-from .binarize import SEGMENT_PRECISION, BinarizeOptions, Region, RegionTracker
+from ..binarize import SEGMENT_PRECISION, BinarizeOptions, Region, RegionTracker
+from ..framing import Framing
+from ..metrics import speaker_mapping
+from ..segmentation.stream import FrameParts
 from .clustering import training_pairs
 from .diarizer import Diarization, Diarizer, Turn, speaker_bounds
-from .framing import Framing
-from .metrics import speaker_mapping
 from .reconstruct import timeline_frames
-from .stream import FrameParts
 from .voices import VoiceBank, check_threshold, match_voices
 
 # The offline threshold as a cosine distance, times this: the lowest pooled live DER over

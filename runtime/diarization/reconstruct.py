@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .aggregate import aggregate
-from .binarize import BinarizeOptions, Region, binarize
+from ..aggregate import aggregate
+from ..binarize import BinarizeOptions, Region, binarize
+from ..framing import Framing
 from .clustering import INACTIVE
-from .framing import Framing
 
 
 def timeline_frames(framing: Framing, num_chunks: int) -> int:

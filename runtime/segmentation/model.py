@@ -12,9 +12,9 @@ import numpy as np
 from powerseg.errors import ModelError
 from powerseg.models import SEGMENTATION
 
+from ..session import OnnxSession, completed
+from ..windows import SampleWindows, WindowSource, stack
 from .front import TAIL_INPUT, FirstBlock, FrontModel, FrontWindows
-from .session import OnnxSession, completed
-from .windows import SampleWindows, WindowSource, stack
 
 REQUIRED_METADATA = ("sample_rate", "window_samples", "num_frames", "frame_start_samples",
                      "frame_step_samples", "frame_duration_samples", "num_speakers",

@@ -21,9 +21,9 @@ import numpy as np
 from powerseg.errors import ModelError, OptionError
 from powerseg.models import SEGMENTATION_FRONT, sha256
 
-from .buffer import RowBuffer
-from .session import OnnxSession
-from .windows import Window
+from ..buffer import RowBuffer
+from ..session import OnnxSession
+from ..windows import Window
 
 TAIL_INPUT = "first"  # the tail's one input: a window's first pooled block, time-major
 RUN_BLOCKS = 8  # front blocks per onnxruntime run

@@ -15,12 +15,12 @@ import onnxruntime as ort
 from powerseg.errors import AudioError, ModelError, OptionError
 from powerseg.models import SPEAKER_EMBEDDING
 
-from . import contracts
-from .audio import ACCEPTED, audio_input, check_finite, load_audio, prepare
+from .. import contracts
+from ..audio import ACCEPTED, audio_input, check_finite, load_audio, prepare
+from ..options import Check, integer, keywords_or_options, validate
+from ..segmentation.stream import StageHook
+from ..session import OnnxSession
 from .fbank import FbankOptions, features
-from .options import Check, integer, keywords_or_options, validate
-from .session import OnnxSession
-from .stream import StageHook
 
 MASK_THRESHOLD = 0.5  # a fbank frame is kept where its (nearest) mask frame is above this
 
@@ -175,7 +175,7 @@ class Embedder:
         self.spec = self.model.spec
 
     def __repr__(self) -> str:
-        from .segmenter import options_repr
+        from ..segmentation.segmenter import options_repr
 
         return options_repr(self, f"provider={self.provider!r}")
 

@@ -22,8 +22,8 @@ import onnxruntime as ort
 
 from powerseg.models import model_path, model_sha256
 
-from .cpu import cpu_info, cpu_model
-from .providers import CPU, resolve_providers
+from ..cpu import cpu_info, cpu_model
+from ..providers import CPU, resolve_providers
 
 AUTO = "auto"
 CANDIDATES = ("fp32", "int8")
@@ -90,7 +90,7 @@ def measure(threads: int | None = None, batch_size: int = 2) -> Choice:
     """Both variants on the bundled sample, as ``Segmenter`` runs them, alternating."""
     from powerseg.samples import sample_path
 
-    from .audio import load_audio
+    from ..audio import load_audio
     from .segmenter import Segmenter
 
     segmenters = {v: Segmenter(v, threads=threads, batch_size=batch_size, providers="cpu")
@@ -124,7 +124,7 @@ def _write(path: Path, entries: dict) -> None:
     """Best effort: a cache that cannot be written means measuring again next time."""
     from powerseg.errors import OutputError
 
-    from .writers import atomic_output
+    from ..writers import atomic_output
 
     try:
         with atomic_output(path) as out:

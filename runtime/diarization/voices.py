@@ -22,11 +22,11 @@ import numpy as np
 from powerseg.errors import OptionError, TooLittleSpeechError, VoiceBankError
 from powerseg.models import model_sha256
 
-from .writers import write_npz
+from ..writers import write_npz
 
 if TYPE_CHECKING:
     from .diarizer import Diarization, Diarizer
-    from .embedder import Embedder
+    from ..embedding.embedder import Embedder
 
 FORMAT, VERSION = "powerseg-voices", 1  # a bank file's "format" and "version" entries
 SPEAKERS_FORMAT = "powerseg-speakers"  # `powerseg diarize --embeddings` files

@@ -19,15 +19,15 @@ import soxr
 
 from powerseg.errors import AudioError, OptionError
 
-from .aggregate import OverlapAdd
-from .audio import check_finite, to_float32
-from .binarize import BinarizeOptions, Region, RegionTracker
-from .framing import Framing
+from ..aggregate import OverlapAdd
+from ..audio import check_finite, to_float32
+from ..binarize import BinarizeOptions, Region, RegionTracker
+from ..framing import Framing
+from ..windows import Window, stack
 from .powerset import active_speakers, overlap_score, speech_score, to_multilabel
-from .windows import Window, stack
 
 if TYPE_CHECKING:
-    from .contracts import WindowModel
+    from ..contracts import WindowModel
 
 # Called with each batch of windows, in order, and their per-speaker activations:
 # (windows, window_samples) float32 and (windows, frames, speakers); what needs the audio of

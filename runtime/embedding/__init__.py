@@ -1,0 +1,1 @@
+"""Speaker embeddings: the fbank front-end and the Embedder that runs CAM++ on masked chunks."""
