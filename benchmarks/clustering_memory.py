@@ -46,7 +46,7 @@ minutes, path, hard_out = float(sys.argv[1]), sys.argv[2], sys.argv[3]
 sys.path.insert(0, sys.argv[4])
 from clustering_memory import tiled_stages
 embeddings, binarized = tiled_stages(minutes)
-from powerseg.runtime import clustering
+from powerseg.runtime.diarization import clustering
 if path == "scipy":
     from scipy.cluster.hierarchy import linkage
     clustering.centroid_linkage = lambda unit, budget: linkage(unit, "centroid", "euclidean")

@@ -70,7 +70,7 @@ def accuracy(factors: list[float]) -> dict:
     """The DER table at the shipped new-speaker factor; with ``factors``, the pooled DER at
     each latency for each factor too (the sweep that chose it), on the same offline runs."""
     from powerseg import Diarizer
-    from powerseg.runtime import live as live_module
+    from powerseg.runtime.diarization import live as live_module
     from powerseg.runtime.binarize import Region
     from powerseg.runtime.diarization.live import replay
     from powerseg.runtime.metrics import diarization_error, read_rttm, read_uem
