@@ -37,8 +37,8 @@ def to_annotation(regions: list[Region] | list[Turn] | Diarization, uri: str | N
 
 def frames_window(result: Segmentation):
     """The frame grid as a ``pyannote.core.SlidingWindow``."""
-    return _core().SlidingWindow(start=result.frame_start, duration=result.frame_duration,
-                                 step=result.frame_step)
+    grid = result.grid
+    return _core().SlidingWindow(start=grid.start, duration=grid.duration, step=grid.step)
 
 
 def to_sliding_window_feature(result: Segmentation, scores: str = "speech"):

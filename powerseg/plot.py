@@ -82,8 +82,7 @@ def _window_figure(plt, segmenter: Segmenter, excerpt: np.ndarray, start: float)
     window = np.zeros(spec.window_samples, dtype=np.float32)
     window[:len(excerpt)] = excerpt
     logprobs = segmenter.model(window[None])[0]
-    frames = spec.frame_start + np.arange(spec.num_frames) * spec.frame_step + \
-        spec.frame_duration / 2 + start
+    frames = spec.grid.times(spec.num_frames) + spec.grid.duration / 2 + start
     fig, axes = plt.subplots(3, 1, figsize=SIZE_INCHES, sharex=True)
     t = start + np.arange(len(window)) / spec.sample_rate
     axes[0].plot(t, window, linewidth=0.3, color="black")
@@ -110,7 +109,7 @@ def _timeline_figure(plt, segmenter: Segmenter, samples: np.ndarray, start: floa
     result = segmenter(samples, sample_rate=spec.sample_rate, activations=False)
     fig, axes = plt.subplots(3, 1, figsize=SIZE_INCHES, sharex=True)
     _waveform(axes[0], samples, spec.sample_rate, start, end)
-    times = result.frame_times + result.frame_duration / 2
+    times = result.frame_times + result.grid.duration / 2
     keep = (times >= start) & (times <= end)
     axes[1].plot(times[keep], result.speech[keep], label="speech", color="tab:blue")
     axes[1].plot(times[keep], result.overlap[keep], label="overlap", color="tab:red")

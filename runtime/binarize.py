@@ -14,6 +14,8 @@ import numpy as np
 
 from powerseg.errors import OptionError
 
+from .framing import FrameGrid
+
 # pyannote.core drops segments not longer than this (Segment.__bool__).
 SEGMENT_PRECISION = 1e-6
 
@@ -64,16 +66,12 @@ class BinarizeOptions:
                 raise OptionError(f"{name} must be a non-negative number of seconds, got {value}")
 
 
-def binarize(scores: np.ndarray, frame_start: float, frame_step: float, frame_duration: float,
-             options: BinarizeOptions = BinarizeOptions(), label: str = "SPEECH") -> list[Region]:
-    """(frames,) scores -> sorted regions; region times are frame middles, as pyannote's."""
-    tracker = RegionTracker(options, label, frame_start, frame_step, frame_duration)
+def binarize(scores: np.ndarray, grid: FrameGrid, options: BinarizeOptions = BinarizeOptions(),
+             label: str = "SPEECH") -> list[Region]:
+    """(frames,) scores on ``grid`` -> sorted regions; region times are frame middles, as
+    pyannote's."""
+    tracker = RegionTracker(options, label, grid)
     return tracker.push(scores) + tracker.flush()
-
-
-def _middle(index: int, frame_start: float, frame_step: float, frame_duration: float) -> float:
-    begin = frame_start + index * frame_step  # same float expression as pyannote.core
-    return 0.5 * (begin + (begin + frame_duration))
 
 
 class RegionTracker:
@@ -85,11 +83,10 @@ class RegionTracker:
     final about min_duration_off + pad_onset + pad_offset after its last active frame.
     """
 
-    def __init__(self, options: BinarizeOptions, label: str, frame_start: float, frame_step: float,
-                 frame_duration: float):
+    def __init__(self, options: BinarizeOptions, label: str, grid: FrameGrid):
         self.options = options
         self.label = label
-        self._grid = (frame_start, frame_step, frame_duration)
+        self._grid = grid
         # binarize() only fills gaps (and merges padded overlaps) in this case
         self._support = options.pad_onset > 0 or options.pad_offset > 0 or \
             options.min_duration_off > 0
@@ -145,7 +142,7 @@ class RegionTracker:
         middle of the next frame (less ``pad_onset``). Orders several trackers' regions."""
         if self._pending is not None:
             return self._pending.end
-        return _middle(self.frames, *self._grid) - self.options.pad_onset
+        return self._grid.middle(self.frames) - self.options.pad_onset
 
     def open_part(self) -> Region | None:
         """What is already certain of the region in progress: from its start to the middle of
@@ -154,14 +151,14 @@ class RegionTracker:
         a live caller emit a long region piece by piece instead of waiting for its end."""
         if self._run_start is None or self._pending is not None or self.options.min_duration_on > 0:
             return None
-        start = _middle(self._run_start, *self._grid) - self.options.pad_onset
-        end = _middle(self.frames - 1, *self._grid)
+        start = self._grid.middle(self._run_start) - self.options.pad_onset
+        end = self._grid.middle(self.frames - 1)
         return Region(start, end, self.label) if end - start > SEGMENT_PRECISION else None
 
     def _close(self, first: int, last: int, out: list[Region]) -> None:
         opts = self.options
-        start = _middle(first, *self._grid) - opts.pad_onset
-        end = _middle(last, *self._grid) + opts.pad_offset
+        start = self._grid.middle(first) - opts.pad_onset
+        end = self._grid.middle(last) + opts.pad_offset
         if not end - start > SEGMENT_PRECISION:
             return
         region = Region(start, end, self.label)
@@ -184,7 +181,7 @@ class RegionTracker:
         if self._pending is None:
             return
         earliest = self._run_start if self._run_start is not None else self.frames
-        if not self._merges(_middle(earliest, *self._grid) - self.options.pad_onset):
+        if not self._merges(self._grid.middle(earliest) - self.options.pad_onset):
             self._emit(self._pending, out)
             self._pending = None
 

@@ -1,13 +1,43 @@
-"""Sliding windows over the signal: where chunks start, and which frames each chunk covers."""
+"""Sliding windows over the signal: where chunks start, where output frames lie, and which
+frames each chunk covers."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .segmentation.model import ModelSpec
+if TYPE_CHECKING:
+    from .segmentation.model import ModelSpec
+
+
+@dataclass(frozen=True)
+class FrameGrid:
+    """Where output frame ``i`` lies: ``[start + i * step, start + i * step + duration]``
+    seconds. One value carried by results, regions, writers, plots and interop, with
+    pyannote.core's SlidingWindow float expressions so that times round as pyannote's do."""
+
+    start: float
+    step: float
+    duration: float
+
+    def begin(self, index: int) -> float:
+        return self.start + index * self.step
+
+    def middle(self, index: int) -> float:
+        """The time regions use for frame ``index`` (pyannote.core's ``middle``)."""
+        begin = self.begin(index)
+        return 0.5 * (begin + (begin + self.duration))
+
+    def times(self, count: int, first: int = 0) -> np.ndarray:
+        """Start times of ``count`` frames from frame ``first``."""
+        return self.start + (first + np.arange(count)) * self.step
+
+    def closest(self, t: float) -> int:
+        """The frame whose middle is closest to ``t`` (pyannote's ``closest_frame``)."""
+        return int(np.rint((t - self.start - 0.5 * self.duration) / self.step))
 
 
 @dataclass(frozen=True)
@@ -28,13 +58,10 @@ class Framing:
     def chunk_start(self, index: int) -> float:
         return index * self.step
 
-    def closest_frame(self, t: float) -> int:
-        s = self.spec
-        return int(np.rint((t - s.frame_start - 0.5 * s.frame_duration) / s.frame_step))
-
     def first_frame(self, chunk: int) -> int:
         """Index of the output frame that a chunk's first frame lands on."""
-        return self.closest_frame(self.chunk_start(chunk) + 0.5 * self.spec.frame_duration)
+        grid = self.spec.grid
+        return grid.closest(self.chunk_start(chunk) + 0.5 * grid.duration)
 
     def num_chunks(self, num_samples: int) -> tuple[int, bool]:
         """(full chunks, whether a zero-padded last chunk follows), as pyannote's Inference.slide."""
@@ -45,12 +72,12 @@ class Framing:
 
     def num_frames(self, num_chunks: int, num_samples: int, has_last: bool) -> int:
         """Output frames: pyannote's aggregate length, cropped to the audio after a padded chunk."""
-        s = self.spec
+        s, grid = self.spec, self.spec.grid
         end = self.chunk_start(0) + s.window + (num_chunks - 1) * self.step
-        frames = self.closest_frame(end + 0.5 * s.frame_duration) + 1
+        frames = grid.closest(end + 0.5 * grid.duration) + 1
         if has_last:  # crop(Segment(0, duration), mode="loose")
             duration = num_samples / s.sample_rate
-            frames = min(frames, math.floor((duration - s.frame_start) / s.frame_step) + 1)
+            frames = min(frames, math.floor((duration - grid.start) / grid.step) + 1)
         return frames
 
     def windows(self, samples: np.ndarray) -> np.ndarray:

@@ -26,6 +26,7 @@ from .session import model_kind
 if TYPE_CHECKING:
     from .diarization.diarizer import Diarization
     from .embedding.embedder import Embedding
+    from .framing import FrameGrid
 
 JSON_SCHEMA_VERSION = 1
 
@@ -165,13 +166,17 @@ def _options(result: Segmentation | Diarization) -> dict:
     return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(result.options).items()}
 
 
+def grid_npz(grid: FrameGrid) -> dict[str, np.ndarray]:
+    """The frame grid as the npz files' ``frame_start``, ``frame_step``, ``frame_duration``."""
+    return {"frame_start": np.float64(grid.start), "frame_step": np.float64(grid.step),
+            "frame_duration": np.float64(grid.duration)}
+
+
 def scores_npz(result: Segmentation) -> dict[str, np.ndarray]:
     """Aggregated scores and their frame grid (seconds)."""
     return {
         "speech": result.speech, "overlap": result.overlap, "count": result.count,
-        "frame_start": np.float64(result.frame_start), "frame_step": np.float64(result.frame_step),
-        "frame_duration": np.float64(result.frame_duration),
-        "duration": np.float64(result.duration),
+        **grid_npz(result.grid), "duration": np.float64(result.duration),
     }
 
 
@@ -190,9 +195,7 @@ def segment_npz(result: Segmentation) -> dict[str, np.ndarray]:
     return {
         "activations": result.activations,
         "chunk_start": np.float64(0.0), "chunk_step": np.float64(result.chunk_step),
-        "chunk_duration": np.float64(result.chunk_duration),
-        "frame_start": np.float64(result.frame_start), "frame_step": np.float64(result.frame_step),
-        "frame_duration": np.float64(result.frame_duration),
+        "chunk_duration": np.float64(result.chunk_duration), **grid_npz(result.grid),
     }
 
 

@@ -134,7 +134,7 @@ def test_int8_decisions_close_to_fp32(diarization, int8, capsys):
     whole = [(0.0, fp32.duration)]
     speech = detection_error(fp32.vad(), [], None).reference
     vad = detection_error(fp32.vad(), int8.vad(), whole)
-    assert vad.false_alarm + vad.missed <= max(0.02 * speech, fp32.frame_step + 1e-6)
+    assert vad.false_alarm + vad.missed <= max(0.02 * speech, fp32.grid.step + 1e-6)
     overlap = detection_error(fp32.osd(), [], None).reference
     osd = detection_error(fp32.osd(), int8.osd(), whole)
     figure(capsys, f"int8 vs fp32 on {URI}: VAD differs on {vad.false_alarm + vad.missed:.3f} s of "

@@ -237,7 +237,7 @@ def test_shorter_than_a_window_is_padded_and_works(tmp_path, sample, seg):
     sf.write(path, sample[8 * RATE:11 * RATE], RATE)  # all speech, 3 s < the 10 s window
     result = seg(path)
     assert result.duration == 3.0
-    assert result.num_frames == int(3.0 / result.frame_step) + 1  # cropped to the audio: 178
+    assert result.num_frames == int(3.0 / result.grid.step) + 1  # cropped to the audio: 178
     assert result.activations.shape == (1, 589, 3)  # one zero-padded window
     regions = result.vad()
     assert len(regions) >= 1 and regions[0].start < 0.2 and regions[-1].end <= 3.0 + 0.07
@@ -354,7 +354,7 @@ def test_invalid_segmenter_options(options, pattern):
 
 def test_largest_valid_step_covers_every_frame(sample):
     result = Segmenter(providers="cpu", step=9.9225)(sample, sample_rate=RATE)
-    assert result.speech[int(9.0 / result.frame_step):int(11.0 / result.frame_step)].all()
+    assert result.speech[int(9.0 / result.grid.step):int(11.0 / result.grid.step)].all()
 
 
 @pytest.mark.parametrize("options, pattern", [

@@ -144,7 +144,7 @@ def test_a_turn_going_on_is_emitted_in_pieces_not_at_its_end(diarizer, windows, 
     final = joined([t for _, _, out in calls for t in out] + live.flush())
     emitted: list = []
     pieces = 0
-    lag = latency + PIECE_SECONDS + 4 * framing.spec.frame_step
+    lag = latency + PIECE_SECONDS + 4 * framing.spec.grid.step
     for _, seconds, out in calls:
         emitted += out
         pieces += sum(1 for t in out if any(a < t.end < b for a, b in final[t.label]))

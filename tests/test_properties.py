@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from powerseg.runtime.aggregate import OverlapAdd, aggregate
 from powerseg.runtime.binarize import BinarizeOptions, binarize
-from powerseg.runtime.framing import Framing
+from powerseg.runtime.framing import FrameGrid, Framing
 from powerseg.runtime.segmentation.model import SegmentationModel
 from powerseg.runtime.segmentation.powerset import active_speakers, overlap_score, speech_score, to_multilabel
 
@@ -63,9 +63,9 @@ def test_output_length_formula(num_samples, step):
     frames = f.num_frames(full + has_last, num_samples, has_last)
     assert frames - 1 in expected_frames(num_samples, has_last)
     # every output frame starts inside the audio, and the frames reach its end
-    last_start = SPEC.frame_start + (frames - 1) * SPEC.frame_step
-    assert last_start <= num_samples / RATE + 0.5 * SPEC.frame_step
-    assert last_start + SPEC.frame_duration >= num_samples / RATE
+    last_start = SPEC.grid.begin(frames - 1)
+    assert last_start <= num_samples / RATE + 0.5 * SPEC.grid.step
+    assert last_start + SPEC.grid.duration >= num_samples / RATE
 
 
 @PROPERTY
@@ -149,12 +149,11 @@ def test_vad_is_invariant_to_speaker_order(chunks, seed, order, soft, step):
 def test_regions_are_sorted_disjoint_and_long_enough(scores, onset, gap, min_on, min_off, pad):
     options = BinarizeOptions(onset=onset, offset=max(0.0, onset - gap), min_duration_on=min_on,
                               min_duration_off=min_off, pad_onset=pad[0], pad_offset=pad[1])
-    regions = binarize(np.asarray(scores, np.float32), SPEC.frame_start, SPEC.frame_step,
-                       SPEC.frame_duration, options)
+    regions = binarize(np.asarray(scores, np.float32), SPEC.grid, options)
     for region in regions:
         assert region.end > region.start and region.duration >= min_on
-        first_middle = SPEC.frame_start + SPEC.frame_duration / 2  # regions run middle to middle
-        last_middle = first_middle + (len(scores) - 1) * SPEC.frame_step
+        first_middle = SPEC.grid.start + SPEC.grid.duration / 2  # regions run middle to middle
+        last_middle = first_middle + (len(scores) - 1) * SPEC.grid.step
         assert first_middle - pad[0] - 1e-9 <= region.start
         assert region.end <= last_middle + pad[1] + 1e-9
     for before, after in itertools.pairwise(regions):
@@ -175,3 +174,17 @@ def test_real_model_output_length_matches_the_formula(step):
         result = seg(audio, sample_rate=RATE, activations=False)
         _, has_last = seg.framing.num_chunks(num_samples)
         assert result.num_frames - 1 in expected_frames(num_samples, has_last)
+
+
+@settings(max_examples=200, deadline=None)
+@given(start=st.floats(0, 1), step=st.floats(1e-3, 0.1), duration=st.floats(1e-3, 0.2),
+       index=st.integers(0, 10 ** 6), t=st.floats(0, 3600))
+def test_frame_grid_is_pyannote_sliding_window(start, step, duration, index, t):
+    """Regions and frame indices round exactly as pyannote.core's SlidingWindow does."""
+    from pyannote.core import SlidingWindow
+
+    grid, window = FrameGrid(start, step, duration), SlidingWindow(duration, step, start)
+    assert grid.begin(index) == window[index].start
+    assert grid.middle(index) == window[index].middle
+    assert grid.closest(t) == window.closest_frame(t)
+    assert list(grid.times(3, index)) == [window[i].start for i in range(index, index + 3)]

@@ -44,9 +44,9 @@ def test_scores_match_pyannote(name, uri, results):
         assert actual.shape == expected.shape, key
         assert actual.dtype == np.float32
         assert (np.abs(actual - expected) <= 1e-3).mean() >= 0.999, key
-    assert got.frame_start == pytest.approx(float(ref["frame_start"]))
-    assert got.frame_step == pytest.approx(float(ref["frame_step"]))
-    assert got.frame_duration == pytest.approx(float(ref["frame_duration"]))
+    assert got.grid.start == pytest.approx(float(ref["frame_start"]))
+    assert got.grid.step == pytest.approx(float(ref["frame_step"]))
+    assert got.grid.duration == pytest.approx(float(ref["frame_duration"]))
 
 
 @pytest.mark.parametrize(("name", "uri"), PARAMS)
@@ -62,7 +62,7 @@ def test_regions_match_pyannote_rttm(name, uri, task, results):
     got = getattr(results[uri], task)()
     expected = rttm_regions(SHARED / "reference" / name / f"{uri}.{task}.rttm")
     assert len(got) == len(expected)
-    one_frame = results[uri].frame_step
+    one_frame = results[uri].grid.step
     for region, (start, end) in zip(got, expected):
         assert abs(region.start - start) <= one_frame + 1e-3  # RTTM has 1 ms resolution
         assert abs(region.end - end) <= one_frame + 1e-3
@@ -76,7 +76,7 @@ def test_vad_detection_error_rate_equals_pyannote(shared, results):
     # pyannote.audio 3.4.0 on the same file: 1.18 % (2 decimals). Region edges are promised to
     # within one frame of pyannote's (float32 rounding differs between CPUs at a 0.5 crossing),
     # and one frame at one edge moves this rate by frame_step / speech.
-    one_frame = 100 * results["sample"].frame_step / error.reference
+    one_frame = 100 * results["sample"].grid.step / error.reference
     assert abs(100 * error.error_rate - 1.18) <= 0.005 + one_frame
 
 
@@ -102,7 +102,7 @@ def test_int8_close_to_fp32(shared):
         file_speech = detection_error(a.vad(), [], None).reference
         d = detection_error(a.vad(), b.vad(), whole)
         speech, differ = speech + file_speech, differ + d.false_alarm + d.missed
-        assert d.false_alarm + d.missed <= max(0.02 * file_speech, a.frame_step + 1e-6), uri
+        assert d.false_alarm + d.missed <= max(0.02 * file_speech, a.grid.step + 1e-6), uri
         o = detection_error(a.osd(), b.osd(), whole)
         overlap += detection_error(a.osd(), [], None).reference
         overlap_differ += o.false_alarm + o.missed

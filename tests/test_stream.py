@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from powerseg.runtime import BinarizeOptions
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.binarize import RegionTracker, binarize
+from powerseg.runtime.framing import FrameGrid
 
 from powerseg.errors import AudioError, OptionError
 from powerseg.samples import sample_path
@@ -118,7 +119,7 @@ def test_provisional_scores_are_the_windows_run_so_far(segmenter):
     assert len(early) == len(expected) - early.first > 0
     np.testing.assert_allclose(early.speech, expected[early.first:, 0], rtol=0, atol=1e-5)
     np.testing.assert_allclose(early.overlap, expected[early.first:, 1], rtol=0, atol=1e-5)
-    assert early.times[-1] + spec.frame_duration >= pushed / RATE - framing.step
+    assert early.times[-1] + spec.grid.duration >= pushed / RATE - framing.step
     stream.flush()
     with pytest.raises(RuntimeError, match="flushed"):
         stream.provisional()
@@ -132,9 +133,9 @@ def test_frames_become_final_one_window_after_they_are_heard(cached):
     released = 0
     for second in range(1, 31):
         released += len(stream.push(samples[(second - 1) * RATE:second * RATE]))
-        final_until = released * stream.framing.spec.frame_step  # start of the first held frame
+        final_until = released * stream.framing.spec.grid.step  # start of the first held frame
         if second >= 10:
-            assert abs(final_until - (second - 10 + 1.0)) < stream.framing.spec.frame_step
+            assert abs(final_until - (second - 10 + 1.0)) < stream.framing.spec.grid.step
         else:
             assert released == 0
     assert released + len(stream.flush()) == 1779
@@ -213,13 +214,13 @@ def test_region_tracker_equals_binarize(scores, cuts, onset, offset_below, on, o
                                         pad_off):
     """Any split of any scores into blocks: the emitted regions are binarize's, in order."""
     options = BinarizeOptions(onset, onset - offset_below, on, off, pad_on, pad_off)
-    grid = (0.0, 270 / 16000, 991 / 16000)
+    grid = FrameGrid(0.0, 270 / 16000, 991 / 16000)
     scores = np.asarray(scores, np.float32)
-    tracker = RegionTracker(options, "SPEECH", *grid)
+    tracker = RegionTracker(options, "SPEECH", grid)
     bounds = [0, *sorted(c for c in cuts if c < len(scores)), len(scores)]
     got = [r for a, b in itertools.pairwise(bounds) for r in tracker.push(scores[a:b])]
     got += tracker.flush()
-    assert got == binarize(scores, *grid, options, "SPEECH")
+    assert got == binarize(scores, grid, options, "SPEECH")
 
 
 @settings(max_examples=300, deadline=None)
@@ -231,25 +232,25 @@ def test_region_tracker_open_part_is_the_start_of_a_final_region(scores, cuts, o
                                                                   pad_off):
     """What ``open_part`` gives at any block boundary is how a region of binarize's begins."""
     options = BinarizeOptions(0.5, 0.4, 0.0, off, pad_on, pad_off)
-    grid = (0.0, 270 / 16000, 991 / 16000)
+    grid = FrameGrid(0.0, 270 / 16000, 991 / 16000)
     scores = np.asarray(scores, np.float32)
-    final = binarize(scores, *grid, options, "SPEECH")
-    tracker = RegionTracker(options, "SPEECH", *grid)
+    final = binarize(scores, grid, options, "SPEECH")
+    tracker = RegionTracker(options, "SPEECH", grid)
     bounds = [0, *sorted(c for c in cuts if c < len(scores)), len(scores)]
     for a, b in itertools.pairwise(bounds):
         tracker.push(scores[a:b])
         part = tracker.open_part()
         if part is not None:
             assert any(r.start == part.start and part.end <= r.end for r in final), (part, final)
-    assert RegionTracker(BinarizeOptions(min_duration_on=0.1), "", *grid).open_part() is None
+    assert RegionTracker(BinarizeOptions(min_duration_on=0.1), "", grid).open_part() is None
 
 
 def test_region_tracker_emits_as_soon_as_final():
-    grid = (0.0, 1.0, 1.0)
-    tracker = RegionTracker(BinarizeOptions(), "SPEECH", *grid)
+    grid = FrameGrid(0.0, 1.0, 1.0)
+    tracker = RegionTracker(BinarizeOptions(), "SPEECH", grid)
     assert tracker.push(np.array([0, 1, 1], np.float32)) == []  # still active
     assert [tuple(r) for r in tracker.push(np.array([0], np.float32))] == [(1.5, 3.5, "SPEECH")]
-    tracker = RegionTracker(BinarizeOptions(min_duration_off=2.5), "SPEECH", *grid)
+    tracker = RegionTracker(BinarizeOptions(min_duration_off=2.5), "SPEECH", grid)
     assert tracker.push(np.array([1, 0, 0], np.float32)) == []  # a region at 3.5 could merge
     assert [tuple(r) for r in tracker.push(np.array([0], np.float32))] == [(0.5, 1.5, "SPEECH")]
 

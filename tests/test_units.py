@@ -8,9 +8,10 @@ import pytest
 from powerseg.errors import OptionError
 from powerseg.runtime.aggregate import aggregate
 from powerseg.runtime.binarize import BinarizeOptions, Region, binarize
-from powerseg.runtime.framing import Framing
+from powerseg.runtime.framing import FrameGrid, Framing
 from powerseg.runtime.segmentation.model import ModelSpec
-from powerseg.runtime.segmentation.powerset import active_speakers, overlap_score, speech_score, to_multilabel
+from powerseg.runtime.segmentation.powerset import (active_speakers, overlap_score, speech_score,
+                                                    to_multilabel)
 
 MAPPING = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 0, 1], [0, 1, 1]],
                    dtype=np.float32)
@@ -74,7 +75,8 @@ def test_aggregate_constant_scores_stay_constant():
 
 
 def regions(scores, **options) -> list[tuple[float, float]]:
-    found = binarize(np.asarray(scores, dtype=np.float32), 0.0, 1.0, 1.0, BinarizeOptions(**options))
+    found = binarize(np.asarray(scores, dtype=np.float32), FrameGrid(0.0, 1.0, 1.0),
+                     BinarizeOptions(**options))
     return [(r.start, r.end) for r in found]
 
 
@@ -103,7 +105,7 @@ def test_binarize_fills_short_gaps_and_drops_short_regions():
 
 
 def test_binarize_labels_and_durations():
-    found = binarize(np.array([0, 1, 1, 0], np.float32), 0.0, 0.5, 0.25, label="OVERLAP")
+    found = binarize(np.array([0, 1, 1, 0], np.float32), FrameGrid(0.0, 0.5, 0.25), label="OVERLAP")
     assert found == [Region(0.625, 1.625, "OVERLAP")]
     assert found[0].duration == 1.0
 

@@ -23,6 +23,7 @@ from powerseg.errors import OptionError
 
 from ..audio import audio_input
 from ..contracts import EmbeddingModel, WindowModel
+from ..framing import FrameGrid
 from ..embedding.embedder import Embedder, EmbedderOptions
 from ..options import Check, integer, keywords_or_options, number, validate
 from ..segmentation.segmenter import Segmentation, Segmenter, SegmenterOptions, options_repr
@@ -172,16 +173,8 @@ class Diarization:
         return self.segmentation.provider
 
     @property
-    def frame_start(self) -> float:
-        return self.segmentation.frame_start
-
-    @property
-    def frame_step(self) -> float:
-        return self.segmentation.frame_step
-
-    @property
-    def frame_duration(self) -> float:
-        return self.segmentation.frame_duration
+    def grid(self) -> FrameGrid:
+        return self.segmentation.grid
 
     def turns(self) -> list[Turn]:
         """Speaker turns sorted by start (overlapped speech has two turns at once)."""

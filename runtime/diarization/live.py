@@ -175,8 +175,7 @@ class LiveTimeline:
                                          dtype=np.float32)
         self.held = 0  # frames from ``decided`` on that some window covers
         self.previous = np.zeros(0, np.uint8)  # the last decided frame's speakers
-        spec = framing.spec
-        self._grid = (spec.frame_start, spec.frame_step, spec.frame_duration)
+        self._grid = framing.spec.grid
         self._binarize = BinarizeOptions(onset=0.5, offset=0.5, min_duration_off=min_duration_off)
         self.trackers: list[RegionTracker] = []
         self.labels: dict[int, str] = {}  # global speaker -> live label, in order of appearance
@@ -258,7 +257,7 @@ class LiveTimeline:
             self.labels[speaker] = name
         for speaker in range(on.shape[1]):
             if speaker == len(self.trackers):  # a new speaker: its tracker catches up, silent
-                tracker = RegionTracker(self._binarize, "", *self._grid)
+                tracker = RegionTracker(self._binarize, "", self._grid)
                 tracker.push(np.zeros(self.decided, np.float32))
                 self.trackers.append(tracker)
                 self._emitted.append(-math.inf)
@@ -341,7 +340,7 @@ class LiveLabels:
         self.timeline = LiveTimeline(framing, max_speakers, min_duration_off,
                                      None if voices is None else self._voice)
         self.windows = 0  # windows clustered so far
-        self._piece = max(1, round(PIECE_SECONDS / framing.spec.frame_step))  # frames
+        self._piece = max(1, round(PIECE_SECONDS / framing.spec.grid.step))  # frames
         self._ready: list[Region] = []  # turns decided and not taken yet
 
     def _voice(self, speaker: int) -> str | None:
@@ -354,8 +353,8 @@ class LiveLabels:
 
     def _upto(self, seconds: float, strict: bool) -> int:
         """Frames whose middle plus the latency is before (``strict``) or at ``seconds``."""
-        spec = self.framing.spec
-        x = (seconds - self.latency - spec.frame_start - 0.5 * spec.frame_duration) / spec.frame_step
+        grid = self.framing.spec.grid
+        x = (seconds - self.latency - grid.start - 0.5 * grid.duration) / grid.step
         return max(0, math.ceil(x) if strict else math.floor(x) + 1)
 
     def _window_end(self, chunk: int) -> float:

@@ -70,12 +70,10 @@ def column_turns(discrete: np.ndarray, framing: Framing,
     its first active frame to the middle of the first inactive one; gaps of one column shorter
     than ``min_duration_off`` are filled.
     """
-    spec = framing.spec
     options = BinarizeOptions(onset=0.5, offset=0.5, min_duration_off=min_duration_off)
     turns = []
     for column in range(discrete.shape[1]):
-        regions: list[Region] = binarize(discrete[:, column], spec.frame_start, spec.frame_step,
-                                         spec.frame_duration, options)
+        regions: list[Region] = binarize(discrete[:, column], framing.spec.grid, options)
         turns += [(r.start, r.end, column) for r in regions]
     return sorted(turns)
 

@@ -12,6 +12,7 @@ import numpy as np
 from powerseg.errors import ModelError
 from powerseg.models import SEGMENTATION
 
+from ..framing import FrameGrid
 from ..session import OnnxSession, completed
 from ..windows import SampleWindows, WindowSource, stack
 from .front import TAIL_INPUT, FirstBlock, FrontModel, FrontWindows
@@ -42,16 +43,10 @@ class ModelSpec:
         return self.window_samples / self.sample_rate
 
     @property
-    def frame_start(self) -> float:
-        return self.frame_start_samples / self.sample_rate
-
-    @property
-    def frame_step(self) -> float:
-        return self.frame_step_samples / self.sample_rate
-
-    @property
-    def frame_duration(self) -> float:
-        return self.frame_duration_samples / self.sample_rate
+    def grid(self) -> FrameGrid:
+        rate = self.sample_rate
+        return FrameGrid(self.frame_start_samples / rate, self.frame_step_samples / rate,
+                         self.frame_duration_samples / rate)
 
     @property
     def num_speakers(self) -> int:

@@ -17,7 +17,7 @@ from powerseg.models import shared_tail_path
 from ..audio import ACCEPTED, audio_input, blocks, duration_of, prepare
 from ..binarize import BinarizeOptions, Region, binarize
 from ..contracts import WindowModel, check
-from ..framing import Framing
+from ..framing import FrameGrid, Framing
 from ..options import Check, integer, keywords_or_options, number, validate
 from ..providers import CPU, resolve_providers
 from .auto_model import AUTO, Choice, choose_variant
@@ -57,15 +57,14 @@ class SegmenterOptions:
 
 @dataclass(frozen=True)
 class Segmentation:
-    """Scores on the frame grid (start + i * step, each frame ``frame_duration`` long)."""
+    """Scores on the frame grid (frame ``i`` at ``grid.start + i * grid.step``, ``grid.duration``
+    long)."""
 
     speech: np.ndarray  # (frames,) float32: aggregated voice-activity score
     overlap: np.ndarray  # (frames,) float32: aggregated overlapped-speech score
     count: np.ndarray  # (frames,) uint8: estimated number of active speakers
     activations: np.ndarray | None  # (chunks, frames_per_chunk, speakers) per-chunk activations
-    frame_start: float
-    frame_step: float
-    frame_duration: float
+    grid: FrameGrid
     chunk_step: float
     chunk_duration: float
     duration: float  # seconds of audio
@@ -100,13 +99,12 @@ class Segmentation:
 
     @property
     def frame_times(self) -> np.ndarray:
-        return self.frame_start + np.arange(self.num_frames) * self.frame_step
+        return self.grid.times(self.num_frames)
 
     def _regions(self, scores: np.ndarray, label: str, options: BinarizeOptions | None,
                  kwargs: dict) -> list[Region]:
         options = options or BinarizeOptions(**kwargs)
-        return binarize(scores, self.frame_start, self.frame_step, self.frame_duration,
-                        options, label)
+        return binarize(scores, self.grid, options, label)
 
     def vad(self, options: BinarizeOptions | None = None, **kwargs) -> list[Region]:
         """Speech regions (pyannote's VoiceActivityDetection); kwargs are BinarizeOptions fields."""
@@ -153,7 +151,7 @@ class Segmenter:
         self.spec = self.model.spec
         # A window's frames span a little less than the window itself (589 frames of 16.875 ms
         # in 10 s): a larger step would leave frames between windows with no score at all.
-        max_step = (self.spec.num_frames - 1) * self.spec.frame_step
+        max_step = (self.spec.num_frames - 1) * self.spec.grid.step
         if self.options.step > max_step:
             raise OptionError(f"step ({self.options.step:g} s) must not exceed {max_step:g} s, the "
                               f"span of one {self.spec.window:g} s window's {self.spec.num_frames} "
@@ -273,7 +271,7 @@ class Segmenter:
         if stream.samples_pushed < self.spec.frame_duration_samples:
             rate = self.spec.sample_rate
             raise AudioError(f"{source}: {1000 * stream.samples_pushed / rate:.1f} ms of audio is "
-                             f"shorter than one output frame ({1000 * self.spec.frame_duration:.1f}"
+                             f"shorter than one output frame ({1000 * self.spec.grid.duration:.1f}"
                              " ms); nothing to segment")
 
     def result(self, parts: FrameParts, stream: Stream) -> Segmentation:
@@ -287,8 +285,7 @@ class Segmenter:
         return Segmentation(
             speech=speech, overlap=overlap, count=count,
             activations=acts,
-            frame_start=spec.frame_start, frame_step=spec.frame_step,
-            frame_duration=spec.frame_duration, chunk_step=self.options.step,
+            grid=spec.grid, chunk_step=self.options.step,
             chunk_duration=spec.window, duration=stream.samples_pushed / spec.sample_rate,
             options=self.options, provider=self.provider, metadata=dict(spec.metadata),
         )

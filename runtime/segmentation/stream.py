@@ -22,7 +22,7 @@ from powerseg.errors import AudioError, OptionError
 from ..aggregate import OverlapAdd
 from ..audio import check_finite, to_float32
 from ..binarize import BinarizeOptions, Region, RegionTracker
-from ..framing import Framing
+from ..framing import FrameGrid, Framing
 from ..windows import Window, stack
 from .powerset import active_speakers, overlap_score, speech_score, to_multilabel
 
@@ -47,9 +47,7 @@ class FrameScores:
     speech: np.ndarray
     overlap: np.ndarray
     count: np.ndarray
-    frame_start: float
-    frame_step: float
-    frame_duration: float
+    grid: FrameGrid
     # regions that became final with these frames (stream(vad=..., osd=...)), sorted by start
     events: tuple[Region, ...] = ()
 
@@ -57,14 +55,14 @@ class FrameScores:
         return len(self.speech)
 
     def __repr__(self) -> str:
-        start = self.frame_start + self.first * self.frame_step
+        start = self.grid.begin(self.first)
         return (f"FrameScores({len(self)} frames from frame {self.first} ({start:.3f} s), "
                 f"{len(self.events)} events)")
 
     @property
     def times(self) -> np.ndarray:
         """Start time (seconds) of each frame."""
-        return self.frame_start + (self.first + np.arange(len(self))) * self.frame_step
+        return self.grid.times(len(self), self.first)
 
 
 class FrameParts:
@@ -133,14 +131,13 @@ class Stream:
         self._input = 0  # input samples (before resampling) seen, for error times
         if sample_rate is not None:
             self._set_rate(sample_rate)
-        grid = (spec.frame_start, spec.frame_step, spec.frame_duration)
         self._trackers: list[tuple[int, RegionTracker]] = []
         for channel, (options, label) in enumerate(((vad, "SPEECH"), (osd, "OVERLAP"))):
             if options is not None:
                 if not isinstance(options, BinarizeOptions):
                     raise OptionError(f"{label.lower()} events need BinarizeOptions, got "
                                       f"{type(options).__name__}")
-                self._trackers.append((channel, RegionTracker(options, label, *grid)))
+                self._trackers.append((channel, RegionTracker(options, label, spec.grid)))
 
     @property
     def samples_pushed(self) -> int:
@@ -334,4 +331,4 @@ class Stream:
         spec = self.framing.spec
         return FrameScores(first, scores[:, 0], scores[:, 1],
                            np.rint(count[:, 0]).astype(np.uint8),
-                           spec.frame_start, spec.frame_step, spec.frame_duration, tuple(events))
+                           spec.grid, tuple(events))
