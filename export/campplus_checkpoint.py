@@ -14,7 +14,7 @@ from powerseg.errors import CheckpointError
 from powerseg.models import sha256
 
 from .campplus import CAMPPlus
-from .checkpoint import unpickle
+from .checkpoint import check_state, unpickle
 
 # campplus_cn_en_common.pt (3D-Speaker zh_en "common advanced", ModelScope revision v1.0.0)
 CAMPPLUS_SHA256 = "92f29b94e6948786a26778c9e302525d185bb08c8b9f5252ed98776902840199"
@@ -53,15 +53,7 @@ def campplus_from_state(state: object, source: str = "checkpoint") -> CAMPPlus:
                               "expected 3D-Speaker's CAM++ checkpoint")
     model = CAMPPlus()
     expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(f"{source}: state dict does not match CAM++ (feat_dim 80, embedding "
-                              f"192): missing {missing[:5]}, unexpected {unexpected[:5]}")
-    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
-             for k, v in expected.items() if state[k].shape != v.shape]
-    if wrong:
-        raise CheckpointError(f"{source}: state dict shapes do not match CAM++: {'; '.join(wrong[:5])}")
+    check_state(state, expected, source, "CAM++ (feat_dim 80, embedding 192)")
     floats = [k for k, v in expected.items() if v.is_floating_point() and state[k].dtype != v.dtype]
     if floats:
         raise CheckpointError(f"{source}: tensors not float32: {', '.join(floats[:5])}")

@@ -148,16 +148,7 @@ def _build_model(content: dict[str, Any], source: str) -> PyanNet:
         duration=float(spec.duration),
     )
     state = content["state_dict"]
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if missing or unexpected:
-        raise CheckpointError(f"{source}: state_dict does not match PyanNet: "
-                              f"missing {missing[:5]}, unexpected {unexpected[:5]}")
-    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
-             for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
-    if wrong:
-        raise CheckpointError(f"{source}: state_dict shapes do not match: {'; '.join(wrong[:5])}")
+    check_state(state, model.state_dict(), source, "PyanNet")
     model.load_state_dict(state)
     return model.eval()
 
@@ -199,3 +190,18 @@ def load_checkpoint(checkpoint: str | Path, token: str | None = None,
     model = build_model(content, source=str(path))
     model.checkpoint_sha256 = digest
     return model
+
+
+def check_state(state: dict, expected: dict, source: object, architecture: str) -> None:
+    """Refuse a state dict whose names or shapes are not the rebuilt model's, naming the first
+    few that differ: load_state_dict's own message is torch's, about module internals."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise CheckpointError(f"{source}: state dict does not match {architecture}: "
+                              f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+    wrong = [f"{k} {tuple(state[k].shape)} != {tuple(v.shape)}"
+             for k, v in expected.items() if tuple(state[k].shape) != tuple(v.shape)]
+    if wrong:
+        raise CheckpointError(f"{source}: state dict shapes do not match {architecture}: "
+                              f"{'; '.join(wrong[:5])}")
