@@ -18,7 +18,7 @@ import pytest
 from scipy.cluster.hierarchy import fcluster, linkage
 
 from conftest import SHARED
-from powerseg.runtime import clustering
+from powerseg.runtime.diarization import clustering
 from powerseg.runtime.diarization.clustering import cluster, training_pairs, unit_vectors
 from powerseg.runtime.diarization.linkage import (bounded_centroid_linkage, centroid_linkage,
                                                   exact_centroid_linkage, matrix_bytes)
