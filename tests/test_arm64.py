@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SHARED
+from helpers import MIN_COSINE, SHARED, cosine
 from powerseg.runtime.cpu import cpu_info
 from powerseg.runtime.metrics import detection_error
 from powerseg.runtime.writers import rttm_lines
-from test_embedder import MIN_COSINE, cosine
 
 pytestmark = pytest.mark.arm64
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SHARED
+from helpers import SHARED
 
 from powerseg.cli import build_parser, main
 

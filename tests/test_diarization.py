@@ -16,7 +16,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import SHARED
+from helpers import SHARED
 from powerseg.errors import OptionError
 from powerseg.runtime.writers import rttm_lines
 

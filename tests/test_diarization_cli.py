@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import SHARED
+from helpers import SHARED
 from powerseg.cli import main
 from powerseg.runtime.metrics import diarization_error, read_rttm, read_uem
 from powerseg.runtime.writers import rttm_lines

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import wav
+from helpers import wav
 from powerseg.cli import main
 from powerseg.samples import sample_path
 

@@ -11,6 +11,7 @@ import pytest
 import soundfile as sf
 import soxr
 
+from helpers import MIN_COSINE, SHARED, cosine
 from powerseg import Embedder, EmbedderOptions
 from powerseg.errors import AudioError, AudioNotFoundError, OptionError, PowersegError
 from powerseg.runtime.embedding.embedder import _runs, mask_frames
@@ -18,11 +19,6 @@ from powerseg.samples import sample_path
 
 RATE = 16000
 CHUNK_SAMPLES, MASK_FRAMES = 160000, 589  # segmentation-3.0's window and its frames
-# The bar of the issue: every (chunk, speaker) embedding within cosine 0.9999 of torch CAM++'s.
-# Measured: >= 0.9999997 on all 3,398 embedded pairs of the shared files (max |difference|
-# 4.3e-4): the fbank differs from torchaudio's by float32 rounding only, the ONNX model from
-# torch by 3e-4.
-MIN_COSINE = 0.9999
 DEFAULT_FILES = [("pyannote_sample", "sample"),  # two speakers, overlap
                  ("ami_pyannote_debug", "trn08"),  # a pair with 2 frames: NaN by one frame
                  ("librispeech_sim_a", "sim1_02")]  # a pair with exactly 3 frames: embedded
@@ -31,8 +27,6 @@ DEFAULT_FILES = [("pyannote_sample", "sample"),  # two speakers, overlap
 def reference_files() -> list[tuple[str, str]]:
     """Every file of the four sets whose reference holds embeddings (all but AMI trn01, where
     the pipeline found no speech and stored segmentation only)."""
-    from conftest import SHARED
-
     root = SHARED / "reference" / "diarization"
     found = []
     for path in sorted(root.glob("*/*.npz")) if root.is_dir() else []:
@@ -66,10 +60,6 @@ def pipeline_inputs(shared: Path, name: str, uri: str):
 @pytest.fixture(scope="module")
 def embedder(shared) -> Embedder:
     return Embedder(providers="cpu")
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
 
 
 def check_against_reference(embedder: Embedder, shared: Path, name: str, uri: str) -> None:

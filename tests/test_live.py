@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import SHARED
+from helpers import SHARED
 from powerseg.cli import main
 from powerseg.errors import AudioError, OptionError, StreamClosedError
 from powerseg.runtime.audio import load_audio

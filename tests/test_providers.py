@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from conftest import RECORDINGS, wav
+from helpers import RECORDINGS, wav
 from powerseg import ProviderError, Segmenter
 from powerseg.cli import main
 from powerseg.runtime.providers import CPU, CUDA, resolve_providers

@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import RECORDINGS, wav
+from helpers import RECORDINGS, wav
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from powerseg.runtime import BinarizeOptions
