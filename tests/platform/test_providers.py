@@ -56,13 +56,6 @@ def test_auto_fallback_is_announced(monkeypatch, caplog):
     assert any("CUDAExecutionProvider could not start" in r.message for r in caplog.records)
 
 
-def test_provider_is_reported_with_the_result():
-    from powerseg.samples import sample_path
-
-    result = Segmenter(providers="cpu")(sample_path(), activations=False)
-    assert result.provider == CPU
-
-
 @pytest.mark.slow
 def test_fp16_keeps_frame_decisions_on_cpu():
     """The GPU variant's arithmetic checked on CPU: >= 99.5% of fp32's argmax on all shared audio."""
