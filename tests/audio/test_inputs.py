@@ -3,12 +3,10 @@
 Non-finite samples must raise a typed ``AudioError`` naming the first bad one; odd but valid
 inputs (short, silent, clipped, other rates, channels, subtypes and formats) must work and give
 sensible results. Bad files, arrays, sample rates and providers, for every pipeline alike, are
-checked in tests/contracts/test_pipelines.py.
+checked in tests/contracts/test_pipelines.py; the commands' in tests/contracts/test_commands.py.
 """
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
@@ -220,84 +218,7 @@ def test_invalid_region_options(options, pattern, reference):
         reference.vad(**options)
 
 
-# --- the command line: one line on stderr, distinct exit codes, nothing partial -------------------
-
-@pytest.mark.parametrize("argv", [["--step", "0"], ["--step", "-1"], ["--step", "x"],
-                                  ["--step", "inf"],
-                                  ["--batch-size", "0"], ["--min-duration-on", "-1"],
-                                  ["--pad-offset", "-0.1"], ["--format", "xml"]])
-def test_cli_argument_errors_exit_2(argv, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(["vad", str(sample_path()), *argv])
-    assert info.value.code == 2
-
-
-@pytest.mark.parametrize("argv, pattern", [
-    (["--step", "11"], "must not exceed"),
-    (["--onset", "0.5", "--offset", "0.7"], "offset"), (["--provider", "gpu"], "unknown provider"),
-])
-def test_cli_option_errors_exit_2_with_one_line(argv, pattern, capsys, tmp_path):
-    out = tmp_path / "out.rttm"
-    assert main(["vad", str(sample_path()), "-o", str(out), *argv]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("powerseg: error: ") and pattern in err
-    assert not out.exists()
-
-
-def test_cli_bad_input_one_line_traceback_only_with_debug(tmp_path, capsys):
-    bad = tmp_path / "notes.wav"
-    bad.write_text("not audio")
-    assert main(["scores", str(bad), "-o", str(tmp_path / "s.npz")]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err and f"{bad}: cannot decode" in err
-    assert main(["--debug", "scores", str(bad), "-o", str(tmp_path / "s.npz")]) == 1
-    err = capsys.readouterr().err
-    assert "Traceback" in err and err.rstrip().splitlines()[-1].startswith("powerseg: error: ")
-    assert list(tmp_path.iterdir()) == [bad]  # no npz, no leftover temporary file
-
-
-def test_cli_failed_run_keeps_an_existing_output_untouched(tmp_path, capsys):
-    out = tmp_path / "vad.rttm"
-    out.write_text("previous results\n")
-    assert main(["vad", str(tmp_path / "missing.wav"), "-o", str(out)]) == 1
-    assert out.read_text() == "previous results\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["vad.rttm"]
-
-
-def test_cli_several_inputs_bad_ones_reported_good_ones_kept(tmp_path, sample, capsys):
-    good_a, good_b = tmp_path / "a.wav", tmp_path / "b.flac"
-    sf.write(good_a, sample[:8 * RATE], RATE)
-    sf.write(good_b, sample[8 * RATE:], RATE)
-    empty, nan = tmp_path / "empty.wav", tmp_path / "nan.wav"
-    empty.write_bytes(b"")
-    sf.write(nan, np.full(RATE, np.nan, np.float32), RATE, subtype="FLOAT")
-    out = tmp_path / "out" / "vad.json"
-    code = main(["vad", str(good_a), str(empty), str(good_b), str(nan), "-o", str(out),
-                 "--step", "5"])
-    assert code == 1
-    err = capsys.readouterr().err.splitlines()
-    assert len(err) == 2 and f"{empty}: empty file" in err[0] and f"{nan}: NaN sample" in err[1]
-    documents = json.loads(out.read_text())
-    assert [d["uri"] for d in documents] == ["a", "b"] and all(d["regions"] for d in documents)
-    assert sorted(p.name for p in out.parent.iterdir()) == ["vad.json"]
-
-
-def test_cli_all_inputs_bad_writes_nothing(tmp_path, capsys):
-    out = tmp_path / "vad.rttm"
-    assert main(["vad", str(tmp_path / "x.wav"), str(tmp_path / "y.wav"), "-o", str(out)]) == 1
-    assert len(capsys.readouterr().err.splitlines()) == 2 and not out.exists()
-
-
-def test_cli_output_that_is_a_directory(tmp_path, sample, capsys):
-    audio = tmp_path / "a.wav"
-    sf.write(audio, sample[6 * RATE:12 * RATE], RATE)
-    folder = tmp_path / "results"
-    folder.mkdir()
-    assert main(["scores", str(audio), "-o", str(folder), "--step", "5"]) == 1
-    err = capsys.readouterr().err
-    assert err == f"powerseg: error: {folder}: is a directory; give the output file's path\n"
-    assert list(folder.iterdir()) == [] and not list(tmp_path.glob("*.part"))
-
+# --- the command line and its writer --------------------------------------------------------------
 
 def test_cli_silence_writes_an_empty_rttm(tmp_path, capsys):
     audio = tmp_path / "silence.wav"

@@ -1,7 +1,7 @@
 """Bad model files, made for real from the shipped ONNX model: each a ModelError that names the
 file, says what is wrong and what to do; never a raw onnxruntime or numpy error. Files that are
-no model at all (truncated, corrupt, empty, missing), for every pipeline alike, are checked in
-tests/contracts/test_pipelines.py."""
+no model at all (truncated, corrupt, empty, missing), for every pipeline and command alike, are
+checked in tests/contracts/."""
 
 from __future__ import annotations
 
@@ -155,13 +155,6 @@ def _wav(tmp_path, audio):
     return path
 
 
-def test_cli_bad_model_exit_1_one_line(shipped, tmp_path, capsys):
+def test_info_on_a_bad_model_exits_1(shipped, tmp_path):
     path = written(tmp_path, "half.onnx", shipped[:len(shipped) // 2])
-    out = tmp_path / "vad.rttm"
-    from powerseg.samples import sample_path
-
-    assert main(["vad", str(sample_path()), "--model", path, "-o", str(out)]) == 1
-    err = capsys.readouterr().err
-    assert err.startswith(f"powerseg: error: {path}: onnxruntime cannot load this model")
-    assert err.count("\n") == 1 and not out.exists()
     assert main(["info", "--model", path]) == 1
