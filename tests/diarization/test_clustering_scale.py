@@ -128,7 +128,7 @@ def test_bounded_clustering_stage_equals_exact(stages, monkeypatch):
 
 
 def test_choice_follows_the_budget(pool, monkeypatch):
-    from powerseg.runtime import linkage as module
+    from powerseg.runtime.diarization import linkage as module
 
     calls = []
     for name in ("exact_centroid_linkage", "bounded_centroid_linkage"):
