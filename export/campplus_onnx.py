@@ -33,7 +33,7 @@ LENGTHS = (3, 4, 10, 99, 100, 101, 199, 200, 201, 350, 600, 998)
 # 19 shared recordings: worst |difference| 2.9e-4 (at 4 frames, where the pooled std of 2 frames
 # amplifies rounding; <= 1.4e-5 from 99 frames on), embedding values up to about 4.3, lowest
 # cosine 0.99999976. The bounds leave 3x room for other CPUs' kernels; a wrong weight moves
-# embeddings far more (tests/test_embed_export.py).
+# embeddings far more (tests/export/test_embed_export.py).
 MAX_ABS_DIFF = 1e-3
 MIN_COSINE = 0.99999
 

@@ -3,7 +3,7 @@
 Each Options class lists its fields' checks (``CHECKS``) built from the few validators here,
 so every class words the same mistake the same way. ``Segmenter``, ``Embedder`` and
 ``Diarizer`` accept their options either as keywords (each one an Options field, same name,
-same default: tests/test_options.py keeps them in step) or as a ready Options object, never
+same default: tests/contracts/test_options.py keeps them in step) or as a ready Options object, never
 both: a keyword beside ``options=`` would be ignored, so it is refused instead.
 """
 

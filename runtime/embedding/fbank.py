@@ -2,7 +2,7 @@
 
 numpy, not kaldi-native-fbank: computing in float32 step for step as torchaudio does, it lands
 closer to torchaudio (the front-end CAM++ was trained and referenced with) than
-kaldi-native-fbank does, at the same speed, and needs no extra dependency (tests/test_fbank.py
+kaldi-native-fbank does, at the same speed, and needs no extra dependency (tests/embedding/test_fbank.py
 measures both against torchaudio on real audio).
 """
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SHARED
+from helpers import SHARED
 
 from powerseg.batch import SUMMARY_NAME
 from powerseg.cli import main

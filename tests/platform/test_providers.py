@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from conftest import RECORDINGS, wav
+from helpers import RECORDINGS, wav
 from powerseg import ProviderError, Segmenter
 from powerseg.cli import main
 from powerseg.runtime.providers import CPU, CUDA, resolve_providers
@@ -54,13 +54,6 @@ def test_auto_fallback_is_announced(monkeypatch, caplog):
         seg = Segmenter(providers="auto")
     assert seg.provider == CPU
     assert any("CUDAExecutionProvider could not start" in r.message for r in caplog.records)
-
-
-def test_provider_is_reported_with_the_result():
-    from powerseg.samples import sample_path
-
-    result = Segmenter(providers="cpu")(sample_path(), activations=False)
-    assert result.provider == CPU
 
 
 @pytest.mark.slow

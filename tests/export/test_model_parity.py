@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import RECORDING_IDS, RECORDINGS, reference, wav
+from helpers import RECORDING_IDS, RECORDINGS, reference, wav
 from powerseg.export.verify import compare, onnx_logprobs, torch_logprobs
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.framing import Framing

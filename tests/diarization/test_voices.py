@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from helpers import ROOT
 from powerseg.cli import main
 from powerseg.errors import OptionError, TooLittleSpeechError, VoiceBankError
 from powerseg.runtime import Diarizer, Embedder
@@ -377,7 +378,7 @@ def test_identification_across_the_shared_sets(shared, tmp_path):
     takes its right name and no unenrolled one takes a name (speaker-level decisions); the
     speech-time shares are what the README reports, the naming losing nothing to the
     diarization's own bound."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    sys.path.insert(0, str(ROOT / "benchmarks"))
     import voices as bench
 
     out = tmp_path / "voices.json"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import CachedModel
+from helpers import CachedModel
 
 from powerseg import Diarizer, Embedder, Segmenter
 from powerseg.errors import OptionError

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from scipy.cluster.hierarchy import fcluster, linkage
 
-from conftest import SHARED
+from helpers import SHARED
 from powerseg.runtime.diarization import clustering
 from powerseg.runtime.diarization.clustering import cluster, training_pairs, unit_vectors
 from powerseg.runtime.diarization.linkage import (bounded_centroid_linkage, centroid_linkage,

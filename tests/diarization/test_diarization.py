@@ -16,7 +16,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import SHARED
+from helpers import SHARED
 from powerseg.errors import OptionError
 from powerseg.runtime.writers import rttm_lines
 
@@ -112,7 +112,6 @@ def test_result_describes_itself(diarizer, shared):
     exclusive = result.exclusive()
     for a, b in zip(exclusive, exclusive[1:]):
         assert b.start >= a.end - 1e-9  # at most one speaker at a time
-    assert result.provider == "CPUExecutionProvider"
     assert result.duration == pytest.approx(30.0)
 
 

@@ -1,15 +1,14 @@
-"""Everyday use around the model: plots, evaluation, batch runs, pyannote.core interop."""
+"""Everyday use around the model: plots, evaluation, pyannote.core interop (batch runs, for every
+command alike: tests/contracts/test_commands.py)."""
 
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import wav
+from helpers import wav
 from powerseg.cli import main
 from powerseg.samples import sample_path
 
@@ -73,44 +72,6 @@ def test_reference_overlap_from_speaker_turns():
 
     turns = [Region(0, 5, "a"), Region(3, 8, "b"), Region(4, 6, "c"), Region(8, 9, "a")]
     assert overlapped(turns) == [Region(3, 6, "OVERLAP")]
-
-
-# ---- batch -------------------------------------------------------------------------------
-
-def test_batch_folder_resumable_with_a_bad_file(tmp_path, capsys):
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    shutil.copy(sample_path(), inputs / "a.flac")
-    shutil.copy(sample_path(), inputs / "b.flac")
-    (inputs / "bad.wav").write_bytes(b"RIFF" + bytes(40))
-    out = tmp_path / "out"
-    code = main(["vad", str(inputs), "--output-dir", str(out), "--jobs", "2"])
-    assert code == 1
-    err = capsys.readouterr().err
-    assert "bad.wav" in err and "2 done, 0 skipped (output exists), 1 failed" in err
-    assert sorted(p.name for p in out.iterdir()) == ["_powerseg_summary.json", "a.rttm", "b.rttm"]
-    summary = json.loads((out / "_powerseg_summary.json").read_text())  # as a Ray run writes it
-    assert [Path(p).name for p in summary["done"]] == ["a.flac", "b.flac"]
-    assert [Path(f["input"]).name for f in summary["failed"]] == ["bad.wav"]
-    assert "bad.wav" in summary["failed"][0]["error"] and not summary["skipped"]
-    assert (out / "a.rttm").read_text().count("SPEECH") == 4
-    (out / "b.rttm").unlink()
-    listing = tmp_path / "files.txt"
-    listing.write_text("in/a.flac\nin/b.flac\n")
-    assert main(["vad", str(listing), "--output-dir", str(out)]) == 0
-    assert "1 done, 1 skipped (output exists), 0 failed" in capsys.readouterr().err
-    assert main(["vad", str(listing), "--output-dir", str(out), "--overwrite",
-                 "--format", "json"]) == 0
-    assert json.loads((out / "a.json").read_text())["uri"] == "a"
-
-
-def test_batch_name_clash_is_refused(tmp_path, capsys):
-    (tmp_path / "x").mkdir()
-    shutil.copy(sample_path(), tmp_path / "x" / "a.flac")
-    shutil.copy(sample_path(), tmp_path / "a.flac")
-    assert main(["vad", str(tmp_path / "a.flac"), str(tmp_path / "x"), "--output-dir",
-                 str(tmp_path / "out")]) == 2
-    assert "would both write" in capsys.readouterr().err
 
 
 # ---- pyannote.core interop ---------------------------------------------------------------

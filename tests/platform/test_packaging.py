@@ -7,7 +7,7 @@ import subprocess
 import sys
 import sysconfig
 
-from conftest import ROOT
+from helpers import ROOT
 
 
 def test_source_checkout_imports_without_install(tmp_path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import RECORDINGS, wav
+from helpers import RECORDINGS, wav
 from powerseg.runtime import BinarizeOptions
 from powerseg.runtime.audio import load_audio
 from powerseg.runtime.buffer import RowBuffer

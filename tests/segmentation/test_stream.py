@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import RECORDINGS, wav
+from helpers import RECORDINGS, wav
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from powerseg.runtime import BinarizeOptions
@@ -25,7 +25,7 @@ from powerseg.runtime.audio import load_audio
 from powerseg.runtime.binarize import RegionTracker, binarize
 from powerseg.runtime.framing import FrameGrid
 
-from powerseg.errors import AudioError, OptionError
+from powerseg.errors import OptionError
 from powerseg.samples import sample_path
 
 RATE = 16000
@@ -173,32 +173,10 @@ def test_integer_pcm_equals_float(cached):
     assert_same_scores(run(cached.stream(), pcm, RATE // 2), floats)
 
 
-def test_misuse_raises_clear_errors(cached):
-    stream = cached.stream()
-    with pytest.raises(AudioError, match="no samples"):
-        stream.flush()
-    with pytest.raises(RuntimeError, match="already flushed"):
-        stream.push(np.zeros(10, np.float32))
-    stream = cached.stream()
-    stream.push(np.zeros(RATE, np.float32))
-    stream.flush()
-    with pytest.raises(RuntimeError, match="already flushed"):
-        stream.push(np.zeros(10, np.float32))
-    with pytest.raises(RuntimeError, match="already flushed"):
-        stream.flush()
-    stream = cached.stream()
-    with pytest.raises(AudioError, match="1-D"):
-        stream.push(np.zeros((RATE, 2), np.float32))
-    with pytest.raises(AudioError, match="dtype"):
-        stream.push(np.array(["a", "b"]))
-    with pytest.raises(AudioError, match="NaN sample at 0.500 s"):
-        stream.push(np.r_[np.zeros(RATE // 2), np.nan])
-    for rate in (0, -16000, 16000.0, True):
-        with pytest.raises(OptionError, match="sample_rate"):
-            cached.stream(sample_rate=rate)
+# Bad pushes, flushes and sample rates: tests/contracts/test_pipelines.py, for every stream alike.
+def test_region_options_must_be_binarize_options(cached):
     with pytest.raises(OptionError, match="BinarizeOptions"):
         cached.stream(vad={"onset": 0.5})
-    assert len(stream.push(np.zeros(0, np.float32))) == 0
 
 
 score_values = st.sampled_from([0.0, 0.2, 0.3, 0.45, 0.5, 0.55, 0.7, 0.8, 1.0])

@@ -109,7 +109,7 @@ def test_export_command_reproduces_shipped_models(tmp_path, checkpoint):
 @pytest.fixture(scope="module")
 def shared_windows(shared):
     """Every 1 s-step window of every shared recording, per recording."""
-    from conftest import RECORDINGS, wav
+    from helpers import RECORDINGS, wav
     from powerseg.export.verify import audio_windows
 
     fp32 = SegmentationModel("fp32", providers="cpu")

@@ -14,7 +14,7 @@ import json
 import numpy as np
 import onnx
 import pytest
-from conftest import RECORDINGS, wav
+from helpers import RECORDINGS, wav
 
 from powerseg import Segmenter
 from powerseg.errors import ModelError, OptionError, VerificationError

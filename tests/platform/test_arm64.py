@@ -2,9 +2,10 @@
 ARM's kernels against fp32, and the diarization of the bundled sample against pyannote's RTTM.
 
 .ci/arm64 runs every ``arm64``-marked test (these and a selection of the others) in an emulated
-aarch64 Debian. The x86-64 results come from the same CI run: ``python tests/test_arm64.py OUT.npz``
-on x86-64 writes them, and POWERSEG_X86_RESULTS names that file for the aarch64 run. Without it
-(natively, on x86-64) the comparisons with x86-64 are skipped and the rest runs as usual.
+aarch64 Debian. The x86-64 results come from the same CI run:
+``PYTHONPATH=tests python tests/platform/test_arm64.py OUT.npz`` on x86-64 writes them (tests/ on
+the path for helpers.py), and POWERSEG_X86_RESULTS names that file for the aarch64 run. Without
+it (natively, on x86-64) the comparisons with x86-64 are skipped and the rest runs as usual.
 
 One diarization of the sample (30 s, 2 speakers) gives the fp32 segmentation, the CAM++ embeddings
 and the RTTM; one int8 segmentation gives the int8 side: emulation is slow, so each is made once.
@@ -19,11 +20,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import SHARED
+from helpers import MIN_COSINE, SHARED, cosine
 from powerseg.runtime.cpu import cpu_info
 from powerseg.runtime.metrics import detection_error
 from powerseg.runtime.writers import rttm_lines
-from test_embedder import MIN_COSINE, cosine
 
 pytestmark = pytest.mark.arm64
 
@@ -85,7 +85,8 @@ def x86() -> dict[str, np.ndarray]:
     path = os.environ.get(X86_RESULTS)
     if not path:
         if cpu_info().architecture != "x86_64":
-            pytest.fail(f"{X86_RESULTS} must name the x86-64 results (python tests/test_arm64.py OUT.npz)")
+            pytest.fail(f"{X86_RESULTS} must name the x86-64 results "
+                        "(PYTHONPATH=tests python tests/platform/test_arm64.py OUT.npz)")
         pytest.skip(f"compares with x86-64: {X86_RESULTS} is not set")
     with np.load(path) as data:
         return dict(data)
@@ -170,6 +171,6 @@ def test_diarization_identical_to_x86(diarization, x86, capsys):
 
 if __name__ == "__main__":  # on x86-64, before the aarch64 job: write what it compares with
     if len(sys.argv) != 2:
-        sys.exit("usage: python tests/test_arm64.py OUT.npz")
+        sys.exit("usage: PYTHONPATH=tests python tests/platform/test_arm64.py OUT.npz")
     np.savez(Path(sys.argv[1]), cpu=np.array(cpu_info().describe()), **diarization_results(diarize()),
              **variant_results("int8", segment_int8()))

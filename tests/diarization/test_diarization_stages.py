@@ -15,7 +15,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import SHARED
+from helpers import SHARED
 from powerseg.runtime.diarization.clustering import cluster
 from powerseg.runtime.framing import Framing
 from powerseg.runtime.segmentation.model import SegmentationModel

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import RECORDINGS, SHARED, reference, wav
+from helpers import RECORDINGS, SHARED, reference, wav
 from powerseg.runtime.metrics import detection_error, read_rttm, read_uem
 
 # The aarch64 job (.ci/arm64, under emulation) runs these on the bundled sample only.
