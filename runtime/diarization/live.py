@@ -444,8 +444,8 @@ class DiarizationStream:
         self._check_open()
         self._closed = True
         segmenter = self._diarizer.segmenter
+        self._frames.add(self._stream.flush())  # "no samples were pushed", as a Segmenter's
         segmenter.check_length(self._stream, "stream")
-        self._frames.add(self._stream.flush())
         segmentation = segmenter.result(self._frames, self._stream)
         self._frames = FrameParts()
         last = self.live.flush()

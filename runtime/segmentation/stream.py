@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import soxr
 
-from powerseg.errors import AudioError, OptionError
+from powerseg.errors import AudioError, OptionError, StreamClosedError
 
 from ..aggregate import OverlapAdd
 from ..audio import check_finite, to_float32
@@ -37,6 +37,7 @@ WindowHook = Callable[[np.ndarray, np.ndarray], None]
 # saying how far the work is in seconds of audio ({"seconds": done, "total": all or None}).
 # One that raises stops the work at once: the exception propagates, no window left queued.
 StageHook = Callable[[str, dict], None]
+CLOSED = "stream already flushed: start a new one with .stream()"
 
 
 @dataclass(frozen=True)
@@ -182,7 +183,7 @@ class Stream:
         recording fed in blocks, it keeps the model busy from one block to the next.
         """
         if self._closed:
-            raise RuntimeError("stream already flushed")
+            raise StreamClosedError(CLOSED)
         if sample_rate is not None:
             self._set_rate(sample_rate)
         samples = self._check(samples)
@@ -207,7 +208,7 @@ class Stream:
         the final ones come from ``push``/``flush`` as always. No region events.
         """
         if self._closed:
-            raise RuntimeError("stream already flushed")
+            raise StreamClosedError(CLOSED)
         return self._frames(self._scores.released, self._scores.peek(), self._count.peek())
 
     def _consume(self, samples: np.ndarray, wait: bool = True) -> None:
@@ -232,7 +233,7 @@ class Stream:
     def flush(self) -> FrameScores:
         """End of audio: run the zero-padded last window if pyannote would, return the rest."""
         if self._closed:
-            raise RuntimeError("stream already flushed")
+            raise StreamClosedError(CLOSED)
         self._closed = True
         with self._or_abort():
             if self._resampler is not None:

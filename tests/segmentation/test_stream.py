@@ -25,7 +25,7 @@ from powerseg.runtime.audio import load_audio
 from powerseg.runtime.binarize import RegionTracker, binarize
 from powerseg.runtime.framing import FrameGrid
 
-from powerseg.errors import OptionError
+from powerseg.errors import OptionError, StreamClosedError
 from powerseg.samples import sample_path
 
 RATE = 16000
@@ -121,7 +121,7 @@ def test_provisional_scores_are_the_windows_run_so_far(segmenter):
     np.testing.assert_allclose(early.overlap, expected[early.first:, 1], rtol=0, atol=1e-5)
     assert early.times[-1] + spec.grid.duration >= pushed / RATE - framing.step
     stream.flush()
-    with pytest.raises(RuntimeError, match="flushed"):
+    with pytest.raises(StreamClosedError, match="already flushed"):
         stream.provisional()
 
 
