@@ -14,6 +14,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("POWERSEG_SHARED", ROOT.parent / "shared"))
 CHECKPOINT = SHARED / "checkpoints" / "segmentation-3.0" / "pytorch_model.bin"
+CAMPPLUS_CHECKPOINT = SHARED / "checkpoints" / "campplus" / "campplus_cn_en_common.pt"
 AUDIO_SETS = ("pyannote_sample", "ami_pyannote_debug", "librispeech_sim_a")
 # The bar of the issue: every (chunk, speaker) embedding within cosine 0.9999 of torch CAM++'s.
 # Measured: >= 0.9999997 on all 3,398 embedded pairs of the shared files (max |difference|
@@ -44,6 +45,21 @@ def wav(name: str, uri: str) -> Path:
 def reference(name: str, uri: str) -> dict[str, np.ndarray]:
     with np.load(SHARED / "reference" / name / f"{uri}.npz") as data:
         return dict(data)
+
+
+def with_pickle(folder: Path, name: str, payload: bytes) -> Path:
+    """A real torch zip checkpoint whose data.pkl is replaced by hand-written pickle bytes."""
+    import zipfile
+
+    import torch
+
+    legit = folder / "legit.bin"
+    torch.save({"state_dict": {}}, legit)
+    path = folder / name
+    with zipfile.ZipFile(legit) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            dst.writestr(info, payload if info.filename.endswith("/data.pkl") else src.read(info))
+    return path
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -1,15 +1,16 @@
-"""Loading the real checkpoint safely, and every refusal with its own clear error."""
+"""Loading the real segmentation checkpoint, and the refusals of its own format (the refusals
+every loader shares: tests/contracts/test_checkpoints.py)."""
 
 from __future__ import annotations
 
 import copy
-import os
 import shutil
 
 import pytest
 import torch
+from helpers import with_pickle
 
-from powerseg.errors import CheckpointError, CheckpointNotFoundError, PowersegError
+from powerseg.errors import CheckpointError, PowersegError
 from powerseg.export.checkpoint import (HUB_ID, SEGMENTATION_3_SHA256, build_model,
                                         load_checkpoint, read_checkpoint)
 
@@ -32,68 +33,6 @@ def test_loads_real_checkpoint_without_pyannote(torch_model):
 def test_geometry_from_architecture(torch_model):
     g = torch_model.geometry
     assert (g.num_frames, g.frame_start, g.frame_step, g.frame_duration) == (589, 0, 270, 991)
-
-
-def test_missing_file(tmp_path):
-    with pytest.raises(CheckpointNotFoundError, match="no such checkpoint"):
-        load_checkpoint(tmp_path / "nope.bin")
-    assert issubclass(CheckpointNotFoundError, FileNotFoundError)
-
-
-def test_not_a_zip(tmp_path):
-    path = tmp_path / "pytorch_model.bin"
-    path.write_text("hello")
-    with pytest.raises(CheckpointError, match="not a torch checkpoint"):
-        load_checkpoint(path)
-
-
-def test_truncated(tmp_path, checkpoint):
-    path = tmp_path / "pytorch_model.bin"
-    path.write_bytes(checkpoint.read_bytes()[: 3_000_000])
-    with pytest.raises(CheckpointError):
-        load_checkpoint(path)
-
-
-def test_damaged_known_file_fails_sha256(tmp_path, checkpoint):
-    data = bytearray(checkpoint.read_bytes())
-    data[-100] ^= 0xFF  # same size as the published file, one byte flipped
-    path = tmp_path / "pytorch_model.bin"
-    path.write_bytes(bytes(data))
-    with pytest.raises(CheckpointError, match="sha256"):
-        load_checkpoint(path)
-
-
-def test_explicit_sha256_mismatch(checkpoint):
-    with pytest.raises(CheckpointError, match="sha256"):
-        load_checkpoint(checkpoint, expected_sha256="0" * 64)
-
-
-class _RunsCode:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-def test_crafted_pickle_is_refused_before_running(tmp_path):
-    marker = tmp_path / "pwned"
-    path = tmp_path / "evil.bin"
-    torch.save({"state_dict": {}, "payload": _RunsCode(marker)}, path)
-    with pytest.raises(CheckpointError, match="refused"):
-        load_checkpoint(path)
-    assert not marker.exists()
-
-
-def test_crafted_eval_global_is_refused(tmp_path):
-    class _Eval:
-        def __reduce__(self):
-            return (eval, ("__import__('os').getcwd()",))
-
-    path = tmp_path / "evil.bin"
-    torch.save({"state_dict": {}, "x": _Eval()}, path)
-    with pytest.raises(CheckpointError, match="refused"):
-        load_checkpoint(path)
 
 
 def test_not_a_lightning_checkpoint(tmp_path):
@@ -160,40 +99,11 @@ def test_hub_id_from_offline_cache(tmp_path, checkpoint, monkeypatch):
     assert model.checkpoint_sha256 == SEGMENTATION_3_SHA256
 
 
-def _with_pickle(tmp_path, name: str, payload: bytes):
-    """A real torch zip checkpoint whose data.pkl is replaced by hand-written pickle bytes."""
-    import zipfile
-
-    legit = tmp_path / "legit.bin"
-    torch.save({"state_dict": {}}, legit)
-    path = tmp_path / name
-    with zipfile.ZipFile(legit) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as dst:
-        for info in src.infolist():
-            data = payload if info.filename.endswith("/data.pkl") else src.read(info)
-            dst.writestr(info, data)
-    return path
-
-
-@pytest.mark.parametrize("module, name", [("posix", "system"), ("os", "system"),
-                                          ("subprocess", "Popen"), ("builtins", "exec")])
-def test_hand_crafted_pickle_globals_are_refused(tmp_path, module, name):
-    """Protocol-2 opcodes calling module.name("touch MARKER"), no torch.save involved."""
-    marker = tmp_path / "pwned"
-    argument = f"touch {marker}" if name != "exec" else f"open({str(marker)!r}, 'w')"
-    arg = argument.encode()
-    payload = (b"\x80\x02c" + f"{module}\n{name}\n".encode() + b"X" + len(arg).to_bytes(4, "little")
-               + arg + b"\x85R.")  # PROTO 2, GLOBAL, BINUNICODE, TUPLE1, REDUCE, STOP
-    path = _with_pickle(tmp_path, "crafted.bin", payload)
-    with pytest.raises(CheckpointError, match=f"^{path}: refused to unpickle"):
-        load_checkpoint(path)
-    assert not marker.exists()
-
-
 def test_allowed_class_with_unexpected_arguments_is_a_typed_error(tmp_path):
     """An allow-listed stand-in called with arguments: torch raises TypeError, we a CheckpointError."""
     specs = b"cpyannote.audio.core.task\nSpecifications\n"
     payload = b"\x80\x02}X\x05\x00\x00\x00specs" + specs + b"K\x01K\x02\x86Rs."
-    path = _with_pickle(tmp_path, "odd.bin", payload)
+    path = with_pickle(tmp_path, "odd.bin", payload)
     with pytest.raises(CheckpointError, match=f"^{path}: malformed checkpoint"):
         read_checkpoint(path)
 
