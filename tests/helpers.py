@@ -62,6 +62,19 @@ def with_pickle(folder: Path, name: str, payload: bytes) -> Path:
     return path
 
 
+def edited(proto, folder: Path, name: str, edit) -> str:
+    """A copy of an ONNX model (``onnx.ModelProto``) with ``edit(copy)`` applied, saved as
+    folder/name: the way the bad-model tests make each kind of broken file."""
+    import onnx
+
+    model = onnx.ModelProto()
+    model.CopyFrom(proto)
+    edit(model)
+    path = folder / name
+    onnx.save(model, str(path))
+    return str(path)
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
 

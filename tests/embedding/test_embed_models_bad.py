@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from helpers import edited
 from onnx import numpy_helper
 
 from powerseg import Embedder, Segmenter
@@ -20,15 +21,6 @@ CAMPPLUS = model_path("campplus", SPEAKER_EMBEDDING)
 @pytest.fixture(scope="module")
 def proto() -> onnx.ModelProto:
     return onnx.load(str(CAMPPLUS))
-
-
-def edited(proto: onnx.ModelProto, tmp_path, name: str, edit) -> str:
-    model = onnx.ModelProto()
-    model.CopyFrom(proto)
-    edit(model)
-    path = tmp_path / name
-    onnx.save(model, str(path))
-    return str(path)
 
 
 def refused(model, pattern: str, error: type = ModelError) -> str:

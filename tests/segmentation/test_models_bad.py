@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
+from helpers import edited
 from onnx import numpy_helper
 
 from powerseg import Segmenter
@@ -27,16 +28,6 @@ def shipped() -> bytes:
 @pytest.fixture(scope="module")
 def proto(shipped) -> onnx.ModelProto:
     return onnx.load_from_string(shipped)
-
-
-def edited(proto: onnx.ModelProto, tmp_path, name: str, edit) -> str:
-    """A copy of the shipped model with ``edit(copy)`` applied, saved as tmp_path/name."""
-    model = onnx.ModelProto()
-    model.CopyFrom(proto)
-    edit(model)
-    path = tmp_path / name
-    onnx.save(model, str(path))
-    return str(path)
 
 
 def written(tmp_path, name: str, data: bytes) -> str:
