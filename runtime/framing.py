@@ -35,9 +35,13 @@ class FrameGrid:
         """Start times of ``count`` frames from frame ``first``."""
         return self.start + (first + np.arange(count)) * self.step
 
+    def position(self, t: float) -> float:
+        """Where ``t`` falls in frame indices, counted from frame middles (frame i's middle: i)."""
+        return (t - self.start - 0.5 * self.duration) / self.step
+
     def closest(self, t: float) -> int:
         """The frame whose middle is closest to ``t`` (pyannote's ``closest_frame``)."""
-        return int(np.rint((t - self.start - 0.5 * self.duration) / self.step))
+        return int(np.rint(self.position(t)))
 
 
 @dataclass(frozen=True)

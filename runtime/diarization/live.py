@@ -353,8 +353,7 @@ class LiveLabels:
 
     def _upto(self, seconds: float, strict: bool) -> int:
         """Frames whose middle plus the latency is before (``strict``) or at ``seconds``."""
-        grid = self.framing.spec.grid
-        x = (seconds - self.latency - grid.start - 0.5 * grid.duration) / grid.step
+        x = self.framing.spec.grid.position(seconds - self.latency)
         return max(0, math.ceil(x) if strict else math.floor(x) + 1)
 
     def _window_end(self, chunk: int) -> float:
