@@ -13,61 +13,29 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from live import cpu  # benchmarks/ is on sys.path
-from memory import write_results, write_tiled
+from memory import ROOT, SHARED, measure, write_results, write_tiled
 from timing import fmt, stats
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("POWERSEG_SHARED", ROOT.parent / "shared"))
 RESULTS = ROOT / "benchmarks" / "results" / "diarization_memory.json"
 
-# The child: with "shared", one process-wide CPU arena that every session is told to use.
-CHILD = """
-import sys
-if sys.argv[1] == "shared":
-    import onnxruntime as ort
-    ort.create_and_register_allocator(
-        ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0,
-                          ort.OrtMemType.DEFAULT), ort.OrtArenaCfg(0, -1, -1, -1))
-    _Options = ort.SessionOptions
-    def _shared():
-        options = _Options()
-        options.add_session_config_entry("session.use_env_allocators", "1")
-        return options
-    ort.SessionOptions = _shared
-from powerseg.cli import main
-sys.exit(main(sys.argv[2:]))
-"""
-
-SETTINGS = {  # name -> (child mode, extra CLI arguments, extra environment)
-    "default": ("plain", [], {}),
-    "--threads 1": ("plain", ["--threads", "1"], {}),
+SETTINGS = {  # name -> (arena mode of memory.py's child, extra CLI arguments, extra environment)
+    "default": ("on", [], {}),
+    "--threads 1": ("on", ["--threads", "1"], {}),
     "shared arena": ("shared", [], {}),
-    "MALLOC_ARENA_MAX=2": ("plain", [], {"MALLOC_ARENA_MAX": "2"}),
+    "MALLOC_ARENA_MAX=2": ("on", [], {"MALLOC_ARENA_MAX": "2"}),
 }
 
 
-def run(audio: Path, out: Path, mode: str, extra: list[str], env: dict) -> dict:
-    """One child: peak RSS (ru_maxrss), wall seconds, and the sha256 of its RTTM."""
-    start = time.perf_counter()
-    child = subprocess.Popen([sys.executable, "-c", CHILD, mode, "diarize", str(audio), "-o",
-                              str(out), "--provider", "cpu", *extra],
-                             env={**os.environ, **env}, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(child.pid, 0)
-    err = child.stderr.read().decode()
-    child.stderr.close()
-    if status != 0:
-        raise RuntimeError(f"powerseg diarize ({mode} {extra} {env}) failed: {err.strip()}")
-    return {"peak_rss_mib": usage.ru_maxrss / 1024, "wall_s": time.perf_counter() - start,
-            "rttm_sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
+def run(audio: Path, out: Path, arena: str, extra: list[str], env: dict) -> dict:
+    """One child: peak RSS, wall seconds, and the sha256 of its RTTM."""
+    result = measure(["diarize", str(audio), "-o", str(out), "--provider", "cpu", *extra], arena,
+                     env=env)
+    return {**result, "rttm_sha256": hashlib.sha256(out.read_bytes()).hexdigest()}
 
 
 def main() -> None:
@@ -84,8 +52,8 @@ def main() -> None:
                         sources)
     runs: dict[str, list[dict]] = {name: [] for name in SETTINGS}
     for _ in range(args.rounds):
-        for name, (mode, extra, env) in SETTINGS.items():
-            runs[name].append(run(audio, args.tmp / "powerseg-diarization-memory.rttm", mode,
+        for name, (arena, extra, env) in SETTINGS.items():
+            runs[name].append(run(audio, args.tmp / "powerseg-diarization-memory.rttm", arena,
                                   extra, env))
     default = runs["default"][0]["rttm_sha256"]
     rows = {name: {"peak_rss_mib": stats([r["peak_rss_mib"] for r in got]),

@@ -31,17 +31,25 @@ SHARED = Path(os.environ.get("POWERSEG_SHARED", ROOT.parent / "shared"))
 RESULTS = ROOT / "benchmarks" / "results" / "memory.json"
 RATE = 16000
 
-# The child: optionally turn the CPU memory arena off, then run the CLI.
+# The child: the CPU memory arena as asked ("on": each session's own, "off": none, "shared": one
+# process-wide arena every session is told to use), then the CLI.
 CHILD = """
 import sys
-if sys.argv[1] == "off":
+if sys.argv[1] != "on":
     import onnxruntime as ort
+    if sys.argv[1] == "shared":
+        ort.create_and_register_allocator(
+            ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0,
+                              ort.OrtMemType.DEFAULT), ort.OrtArenaCfg(0, -1, -1, -1))
     _Options = ort.SessionOptions
-    def _no_arena():
+    def _options():
         options = _Options()
-        options.enable_cpu_mem_arena = False
+        if sys.argv[1] == "off":
+            options.enable_cpu_mem_arena = False
+        else:
+            options.add_session_config_entry("session.use_env_allocators", "1")
         return options
-    ort.SessionOptions = _no_arena
+    ort.SessionOptions = _options
 from powerseg.cli import main
 sys.exit(main(sys.argv[2:]))
 """
@@ -88,11 +96,14 @@ def tiled(minutes: float, folder: Path, raw: bool = False) -> Path:
     return write_tiled(path, minutes * 60, sources, raw)
 
 
-def measure(args: list[str], arena: str, stdin: Path | None = None) -> dict:
-    """Run the CLI in a child; its peak RSS (MiB), wall time and exit status."""
+def measure(args: list[str], arena: str, stdin: Path | None = None,
+            env: dict[str, str] | None = None) -> dict:
+    """Run the CLI in a child (``env`` added to this environment); its peak RSS (MiB), wall
+    time and exit status."""
     start = time.perf_counter()
     with open(stdin, "rb") if stdin else open(os.devnull, "rb") as source:
         child = subprocess.Popen([sys.executable, "-c", CHILD, arena, *args], stdin=source,
+                                 env={**os.environ, **(env or {})},
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         _, status, usage = os.wait4(child.pid, 0)
         err = child.stderr.read().decode()
