@@ -124,7 +124,7 @@ def accuracy(factors: list[float]) -> dict:
                              totals[("factor", factor, latency)][1] for latency in LATENCIES}
              for factor in dict.fromkeys([shipped, *factors])}
     if factors:
-        log("\nnew-speaker factor: pooled DER at " + ", ".join(f"{l:g} s" for l in LATENCIES))
+        log("\nnew-speaker factor: pooled DER at " + ", ".join(f"{latency:g} s" for latency in LATENCIES))
         for factor, row in sweep.items():
             log(f"  {factor}: " + ", ".join(f"{v:.1f} %" for v in row.values()))
     return {"by_latency": rows, "pooled_der_by_new_speaker_factor": sweep}

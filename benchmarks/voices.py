@@ -17,10 +17,14 @@ first set, identified in the second.
   speaker's reference speech that carries its name; the share of unenrolled speakers' speech
   under an enrolled name no reference speaker of that name says at that time. Unenrolled are
   the test set's own speakers (never enrolled) and, in turn, each enrolled voice left out of
-  the bank (leave one out).
+  the bank (leave one out). That share is split by where it falls: beside the unenrolled
+  speaker's own diarized speaker (it is on too: the name's turn runs over the speech, a false
+  alarm in DER terms) or instead of it (a confusion in DER terms), and within EDGE seconds of
+  a reference turn's start or end or further in.
 
     python benchmarks/voices.py                        # shared sets, default threshold
     python benchmarks/voices.py --enroll-set A --test-set B --cache /tmp/voices-cache
+    python benchmarks/voices.py --exclusive            # one speaker at a time, as transcripts use
 
 Prints tables and writes benchmarks/results/voices.json.
 """
@@ -51,6 +55,7 @@ RATE = 16000
 GRID = 0.01  # seconds: the time grid the shares are counted on
 GAP = 0.3  # seconds of silence between the pieces of an enrollment clip
 MIN_SEGMENT = 2.0  # seconds: the shortest solo turn embedded as a segment-level trial
+EDGE = 0.5  # seconds: wrong names this near a reference turn's start or end are turn-edge errors
 SWEEP = tuple(round(t, 2) for t in np.arange(0.20, 0.80, 0.05))
 
 
@@ -80,6 +85,17 @@ def solo(ref: dict[str, list[tuple[float, float]]], speaker: str, frames: int) -
     return activity(ref[speaker], frames) & ~others
 
 
+def near_edges(ref: dict[str, list[tuple[float, float]]], frames: int) -> np.ndarray:
+    """Frames within EDGE seconds of any reference turn's start or end."""
+    near = np.zeros(frames, bool)
+    reach = int(round(EDGE / GRID))
+    for turns in ref.values():
+        for edge in {x for turn in turns for x in turn}:
+            at = int(round(edge / GRID))
+            near[max(0, at - reach):at + reach] = True
+    return near
+
+
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:
     edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
     return list(zip(edges[::2], edges[1::2]))
@@ -103,19 +119,21 @@ def enrollment_clips(folder: Path, voices: list[str], out: Path) -> dict[str, li
     return clips
 
 
-def diarized(diarizer: Diarizer, wav: Path, cache: Path | None) -> dict:
-    """speakers, centroids and turns of one test file (from ``cache`` when there)."""
+def diarized(diarizer: Diarizer, wav: Path, cache: Path | None, exclusive: bool) -> dict:
+    """speakers, centroids and turns (``exclusive``: at most one speaker at a time) of one
+    test file (from ``cache`` when there)."""
     stored = cache / f"{wav.stem}.json" if cache else None
-    if stored is not None and stored.exists():
-        doc = json.loads(stored.read_text())
-        doc["centroids"] = np.array(doc["centroids"])
-        return doc
-    result = diarizer(wav)
-    doc = {"speakers": list(result.speakers), "centroids": result.centroids.tolist(),
-           "turns": [list(t) for t in result.turns()]}
-    if stored is not None:
-        stored.write_text(json.dumps(doc))
+    doc = json.loads(stored.read_text()) if stored is not None and stored.exists() else {}
+    if "exclusive" not in doc:  # not cached, or cached by a version that kept no exclusive turns
+        result = diarizer(wav)
+        doc = {"speakers": list(result.speakers), "centroids": result.centroids.tolist(),
+               "turns": [list(t) for t in result.turns()],
+               "exclusive": [list(t) for t in result.exclusive()]}
+        if stored is not None:
+            stored.write_text(json.dumps(doc))
     doc["centroids"] = np.array(doc["centroids"])
+    if exclusive:
+        doc["turns"] = doc["exclusive"]
     return doc
 
 
@@ -149,9 +167,10 @@ def without(bank: VoiceBank, name: str) -> VoiceBank:
 def shares(tests: list[dict], bank: VoiceBank, threshold: float,
            decisions: list[tuple[str, str | None]] | None = None) -> dict[str, dict[str, float]]:
     """Per reference speaker: seconds of speech, seconds under its own name, seconds under an
-    enrolled name no active reference speaker has, and seconds where the diarized speaker
-    that overlaps it most is on (what a perfect naming would give). ``decisions`` gets
-    (reference speaker it overlaps most, name taken) for each diarized speaker."""
+    enrolled name no active reference speaker has (of which: with the speaker's own diarized
+    speaker on too, and near a reference turn edge), and seconds where the diarized speaker
+    that overlaps it most, its own, is on (what a perfect naming would give). ``decisions``
+    gets (reference speaker it overlaps most, name taken) for each diarized speaker."""
     enrolled = set(bank.names)
     out: dict[str, dict[str, float]] = {}
     for test in tests:
@@ -163,6 +182,7 @@ def shares(tests: list[dict], bank: VoiceBank, threshold: float,
         hyp_on = {label: activity([(s, e) for s, e, who in doc["turns"] if who == label], frames)
                   for label in doc["speakers"]}
         ref_on = {r: activity(turns, frames) for r, turns in ref.items()}
+        edges = near_edges(ref, frames)
         if decisions is not None:
             decisions += [(who, named.get(label))
                           for label, who in identity(doc, ref, frames).items()]
@@ -173,12 +193,15 @@ def shares(tests: list[dict], bank: VoiceBank, threshold: float,
                 if name != speaker:
                     wrong |= hyp & ~ref_on.get(name, np.zeros(frames, bool))
             row = out.setdefault(speaker, {"seconds": 0.0, "right": 0.0, "wrong": 0.0,
+                                           "wrong_beside": 0.0, "wrong_near_edge": 0.0,
                                            "bound": 0.0, "enrolled": speaker in enrolled})
-            if best is not None:
-                row["bound"] += (on & hyp_on[best]).sum() * GRID
+            own = hyp_on[best] if best is not None else np.zeros(frames, bool)
+            row["bound"] += (on & own).sum() * GRID
             row["seconds"] += on.sum() * GRID
             row["right"] += (on & by_name.get(speaker, np.zeros(frames, bool))).sum() * GRID
             row["wrong"] += (on & wrong).sum() * GRID
+            row["wrong_beside"] += (on & wrong & own).sum() * GRID
+            row["wrong_near_edge"] += (on & wrong & edges).sum() * GRID
     return out
 
 
@@ -217,6 +240,8 @@ def identification(tests: list[dict], bank: VoiceBank, threshold: float) -> dict
             "unenrolled_named": ratio(pooled, "wrong"),
             "never_enrolled_named": ratio(list(unenrolled.values()), "wrong"),
             "held_out_named": ratio(list(held_out.values()), "wrong"),
+            "unenrolled_named_beside_own": ratio(pooled, "wrong_beside"),
+            "unenrolled_named_near_edge": ratio(pooled, "wrong_near_edge"),
             "per_speaker": {s: {"seconds": round(r["seconds"], 2),
                                 "right_name": r["right"] / r["seconds"],
                                 "diarization_bound": r["bound"] / r["seconds"],
@@ -317,6 +342,8 @@ def main(argv=None) -> int:
     parser.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD)
     parser.add_argument("--cache", type=Path, default=None,
                         help="keep the bank and the test diarizations here between runs")
+    parser.add_argument("--exclusive", action="store_true",
+                        help="score the exclusive turns (one speaker at a time, as transcripts use)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.cache:
@@ -334,7 +361,7 @@ def main(argv=None) -> int:
     for uri, ref in test_refs.items():
         wav = args.test_set / "wav" / f"{uri}.wav"
         frames = int(np.ceil(sf.info(str(wav)).duration / GRID))
-        doc = diarized(diarizer, wav, args.cache)
+        doc = diarized(diarizer, wav, args.cache, args.exclusive)
         tests.append({"uri": uri, "doc": doc, "ref": ref, "frames": frames})
         who = identity(doc, ref, frames)
         scores = unit(doc["centroids"]) @ bank.vectors().T
@@ -352,6 +379,7 @@ def main(argv=None) -> int:
     chosen = next(s for s in sweep if s["threshold"] == args.threshold)
 
     doc = {"enroll_set": str(args.enroll_set), "test_set": str(args.test_set),
+           "turns": "exclusive" if args.exclusive else "all",
            "voices": {v.name: {"clips": v.clips, "seconds": round(v.seconds, 2)}
                       for v in bank.voices()},
            "speaker_level": {"target": distribution(target), "nontarget": distribution(nontarget),
@@ -390,6 +418,11 @@ def main(argv=None) -> int:
               f"{k['unenrolled_named']} / {k['unenrolled_unnamed']} |")
     print(f"diarization bound (the speech of each enrolled speaker under the diarized speaker "
           f"that overlaps it most): {chosen['diarization_bound']:.2%}")
+    print(f"unenrolled speech named at {args.threshold}: {chosen['unenrolled_named']:.2%}, of which "
+          f"beside its own diarized speaker {chosen['unenrolled_named_beside_own']:.2%} and instead "
+          f"of it {chosen['unenrolled_named'] - chosen['unenrolled_named_beside_own']:.2%}; within "
+          f"{EDGE} s of a reference turn edge {chosen['unenrolled_named_near_edge']:.2%}, further in "
+          f"{chosen['unenrolled_named'] - chosen['unenrolled_named_near_edge']:.2%}")
     print(f"\nper speaker at {args.threshold}, right name (bound): " + ", ".join(
         f"{k} {v['right_name']:.1%} ({v['diarization_bound']:.1%})"
         for k, v in chosen["per_speaker"].items()))

@@ -264,11 +264,12 @@ def test_diarize_folder_signal_mid_file(conversations, tmp_path, number, code, j
     out = tmp_path / "out"
     args = ["diarize", str(folder), "--output-dir", str(out), "--jobs", jobs, "--provider", "cpu"]
     process = _start(*args)
-    if jobs == "1":  # the first conversation done, the second under way
-        ready = lambda: len(list(out.glob("*.rttm"))) >= 1
-    else:  # both under way, a few seconds in
-        started = time.monotonic()
-        ready = lambda: time.monotonic() - started > 8
+    started = time.monotonic()
+
+    def ready() -> bool:
+        if jobs == "1":  # the first conversation done, the second under way
+            return len(list(out.glob("*.rttm"))) >= 1
+        return time.monotonic() - started > 8  # both under way, a few seconds in
     _, err, seconds = _signal_when(process, ready, number)
     line = _check_interrupted(err, seconds, process.returncode, code)
     done = _outputs(out)

@@ -392,6 +392,9 @@ def test_identification_across_the_shared_sets(shared, tmp_path):
     assert ident["right_name"] >= 0.95
     assert abs(ident["right_name"] - ident["diarization_bound"]) < 1e-9
     assert ident["unenrolled_named"] <= 0.04
+    # what names unenrolled speech is the diarization's turn edges, not the naming
+    assert ident["unenrolled_named_near_edge"] >= 0.75 * ident["unenrolled_named"]
+    assert 0 < ident["unenrolled_named_beside_own"] < ident["unenrolled_named"]
     level = doc["segment_level"]
     assert level["nontarget"]["max"] < DEFAULT_THRESHOLD - 0.1
     assert level["target_unseen_audio"]["min"] > DEFAULT_THRESHOLD + 0.1
@@ -405,3 +408,12 @@ def test_identification_across_the_shared_sets(shared, tmp_path):
                             DEFAULT_THRESHOLD)
     assert named.voice_matches == expected
     assert sorted(named.speakers) == ["LS1998", "LS2609"]
+    # one speaker at a time (the turns transcripts use): the same decisions, and the named
+    # turns stop running over unenrolled speech (overlapped speech keeps only one name)
+    exclusive = tmp_path / "exclusive.json"
+    assert bench.main(["--exclusive", "--cache", str(tmp_path / "cache"),
+                       "--output", str(exclusive)]) == 0
+    one = json.loads(exclusive.read_text())["identification"]
+    assert one["speakers"] == ident["speakers"]
+    assert one["unenrolled_named"] <= 0.02 and one["unenrolled_named_beside_own"] == 0
+    assert 0.85 <= one["right_name"] < ident["right_name"]

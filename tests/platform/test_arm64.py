@@ -113,7 +113,8 @@ def same_input_cosine(embeddings: np.ndarray, activations: np.ndarray, expected_
     nan = np.isnan(expected_embeddings).any(-1)
     np.testing.assert_array_equal(np.isnan(embeddings).any(-1)[same], nan[same])
     pairs = ~nan & same[:, None]
-    return float(cosine(embeddings[pairs], expected_embeddings[pairs]).min()), int(pairs.sum()), int((~same).sum())
+    closest = float(cosine(embeddings[pairs], expected_embeddings[pairs]).min())
+    return closest, int(pairs.sum()), int((~same).sum())
 
 
 def test_embeddings_match_the_reference(diarization, capsys):
