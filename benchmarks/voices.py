@@ -335,6 +335,11 @@ def segment_trials(embedder: Embedder, folder: Path, tests: list[dict], bank: Vo
     return np.array(target), np.array(nontarget), np.array(unseen)
 
 
+def share(value: float) -> str:
+    """A percentage, or "none" where nobody is counted (a test set with no unenrolled voice)."""
+    return "none" if np.isnan(value) else f"{value:.2%}"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--enroll-set", type=Path, default=SHARED / "audio" / "librispeech_sim_a")
@@ -413,7 +418,7 @@ def main(argv=None) -> int:
         k = s["speakers"]
         print(f"| {s['threshold']:.2f}{mark} | {s['right_name']:.2%} ({s['right_name_worst']:.2%}) "
               f"| {s['enrolled_wrong_name']:.2%} | {s['unenrolled_named']:.2%} "
-              f"({s['never_enrolled_named']:.2%} / {s['held_out_named']:.2%}) | "
+              f"({share(s['never_enrolled_named'])} / {s['held_out_named']:.2%}) | "
               f"{k['enrolled_right']} / {k['enrolled_wrong']} / {k['enrolled_unnamed']}, "
               f"{k['unenrolled_named']} / {k['unenrolled_unnamed']} |")
     print(f"diarization bound (the speech of each enrolled speaker under the diarized speaker "
