@@ -861,7 +861,7 @@ def _enroll(args: argparse.Namespace) -> int:
     check_name(args.name, "--name")
     bank = VoiceBank.load(args.output) if args.output.exists() else None
     if bank is not None:
-        bank.check_new(args.name, args.replace)
+        bank.check_new(args.name, args.replace, replacing="--replace")
     bank = _enroll_speaker(args, bank) if args.from_diarization else _enroll_audio(args, bank)
     bank.save(args.output)
     voice = next(v for v in bank.voices() if v.name == args.name)

@@ -170,12 +170,13 @@ class VoiceBank:
         kept = tuple(c for c in self.clips if c.name != name)
         return replace(self, clips=kept + tuple(clips))
 
-    def check_new(self, name: str, replace_voice: bool = False) -> None:
-        """Refuse a name already in the bank (before any clip is processed)."""
+    def check_new(self, name: str, replace_voice: bool = False,
+                  replacing: str = "replace_voice=True") -> None:
+        """Refuse a name already in the bank (before any clip is processed), saying how to
+        replace it in the caller's words (``replacing``: the CLI's ``--replace``)."""
         if name in self.names and not replace_voice:
             raise VoiceBankError(f"{self.path or 'voice bank'}: {name!r} is already enrolled; "
-                                 "replace its voice with --replace (replace_voice=True) or choose "
-                                 "another name")
+                                 f"replace its voice with {replacing} or choose another name")
 
     def check_model(self, embedder: Embedder, source: str | None = None) -> None:
         """Refuse to compare this bank with another model's embeddings."""

@@ -80,7 +80,7 @@ def test_bank_round_trip_at_the_exact_path(tmp_path, embedder):
 def test_names_already_enrolled_and_bad_names_are_refused(embedder):
     bank = bank_of(embedder, ["Ada"], basis(0))
     with pytest.raises(VoiceBankError, match="'Ada' is already enrolled; replace its voice with "
-                                             "--replace"):
+                                             "replace_voice=True or choose another name"):
         bank.add("Ada", [Clip("Ada", basis(1)[0].astype(np.float32), 9.0, "x")])
     for name in ("Ada Lovelace", "", "SPEAKER_01", "tab\tname", "x" * 65):
         with pytest.raises(VoiceBankError, match="voice name"):
@@ -287,7 +287,9 @@ def test_cli_enroll_list_replace_and_refusals(tmp_path, clips, capsys):
     before = bank.read_bytes()
     # the name again, without --replace: refused before any model runs, the bank untouched
     assert main(["enroll", "--name", "Bea", str(clips["LS1998"]), "-o", str(bank)]) == 1
-    assert "'Bea' is already enrolled" in capsys.readouterr().err
+    err = capsys.readouterr().err  # in the command's words only
+    assert "'Bea' is already enrolled; replace its voice with --replace or choose" in err
+    assert "replace_voice" not in err
     assert bank.read_bytes() == before
     # a clip with too little speech: nothing written
     silence = tmp_path / "silence.wav"
