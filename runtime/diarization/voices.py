@@ -245,19 +245,31 @@ class VoiceBank:
 def _read_npz(source: str, what: str, expected: str, kind: str) -> dict[str, np.ndarray]:
     """The arrays of an npz file whose ``format`` entry is ``expected``; a VoiceBankError
     naming ``source`` otherwise (``kind``: what such a file is, for the message)."""
+    refused = f"{source}: not {kind}, or damaged"
     try:
-        data = np.load(source, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise ValueError("a single array, not an npz archive")
-        with data:
-            arrays = {key: data[key] for key in data.files}
+        with open(source, "rb") as handle:
+            zipped = handle.read(4) == b"PK\x03\x04"
     except FileNotFoundError:
         raise VoiceBankError(f"{source}: no such {what} file") from None
     except IsADirectoryError:
         raise VoiceBankError(f"{source}: is a directory; give the {what} file") from None
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as error:
-        raise VoiceBankError(f"{source}: not a powerseg {what}, or damaged (cannot read it as "
-                             f"npz without pickle: {error})") from None
+    except OSError as error:
+        raise VoiceBankError(f"{source}: cannot read the {what} ({error.strerror})") from None
+    if not zipped:
+        raise VoiceBankError(f"{refused}: not an npz archive")
+    try:
+        with np.load(source, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except ValueError as error:
+        if "pickle" not in str(error):
+            raise VoiceBankError(f"{refused}: an entry is not a readable array") from None
+        raise VoiceBankError(f"{refused}: it holds pickled objects, which are never "
+                             "loaded") from None
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile):
+        raise VoiceBankError(f"{refused}: its npz archive is truncated or damaged") from None
+    for key, value in arrays.items():
+        if not isinstance(value, np.ndarray):  # a member numpy hands back as raw bytes
+            raise VoiceBankError(f"{refused}: its entry {key!r} is not an array")
     fmt = _text(arrays, "format", source)
     if fmt != expected:
         raise VoiceBankError(f"{source}: not {kind} (format {fmt!r}, expected {expected!r})")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import pickle
 import sys
+import zipfile
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +120,7 @@ def test_unsafe_and_foreign_files_are_refused(tmp_path):
     # a pickled object inside the npz is never loaded
     path = tmp_path / "pickled.voices"
     np.savez(path, format=np.array(FORMAT), names=np.array([{"evil": 1}], dtype=object))
-    with pytest.raises(VoiceBankError, match="cannot read it as npz without pickle"):
+    with pytest.raises(VoiceBankError, match="it holds pickled objects, which are never loaded"):
         VoiceBank.load(path.with_suffix(".voices.npz"))
     raw = tmp_path / "raw.pkl"
     raw.write_bytes(pickle.dumps({"names": ["Ada"]}))
@@ -127,10 +129,26 @@ def test_unsafe_and_foreign_files_are_refused(tmp_path):
     single = tmp_path / "single.npy"
     np.save(single, np.zeros(3))
     for bad in (raw, text, single):
-        with pytest.raises(VoiceBankError, match="not a powerseg voice bank, or damaged"):
+        with pytest.raises(VoiceBankError, match="not a powerseg voice bank, or damaged: not an "
+                                                 "npz archive$"):
             VoiceBank.load(bad)
     with pytest.raises(VoiceBankError, match="no such voice bank file"):
         VoiceBank.load(tmp_path / "none.voices")
+
+
+def test_npz_archives_with_broken_entries_are_refused(tmp_path):
+    """Zip archives numpy opens but whose members are not whole arrays: a typed error, not
+    numpy's own exception or raw bytes taken for an array."""
+    whole = BytesIO()
+    np.save(whole, np.arange(100.0))
+    for member, message in ((b"not an array at all", "its entry 'format' is not an array"),
+                            (whole.getvalue()[:200], "an entry is not a readable array")):
+        path = tmp_path / "broken.voices"
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("format.npy", member)
+        with pytest.raises(VoiceBankError, match=f"^{path}: not a powerseg voice bank, or "
+                                                 f"damaged: {message}$"):
+            VoiceBank.load(path)
 
 
 def test_a_bank_of_another_embedding_model_is_refused(tmp_path, embedder):
@@ -303,7 +321,8 @@ def test_cli_enroll_list_replace_and_refusals(tmp_path, clips, capsys):
     broken = tmp_path / "broken.voices"
     broken.write_bytes(before[:100])
     assert main(["enroll", "--name", "Cy", str(clips["LS1998"]), "-o", str(broken)]) == 1
-    assert f"{broken}: not a powerseg voice bank, or damaged" in capsys.readouterr().err
+    assert f"{broken}: not a powerseg voice bank, or damaged: its npz archive is truncated" in \
+        capsys.readouterr().err
     assert broken.read_bytes() == before[:100]
     for args, message in ((["--list", str(bank), "--name", "x"], "--list only prints a bank"),
                           (["--name", "x", str(silence)], "enroll needs --output"),
