@@ -167,17 +167,41 @@ def _text(path: str | Path, what: str) -> str:
                          f"{what}?)") from None
 
 
+# RTTM record types (NIST RT-09); only SPEAKER turns are read, the others are passed over
+RTTM_TYPES = frozenset({"SEGMENT", "NOSCORE", "NO_RT_METADATA", "LEXEME", "NON-LEX", "NON-SPEECH",
+                        "FILLER", "SU", "A/P", "IP", "EDIT", "CB", "SPEAKER", "SPKR-INFO"})
+
+
+def _seconds(path: str | Path, number: int, what: str, fields: list[str], names: tuple[str, str],
+             ordered: bool) -> tuple[float, float]:
+    """Two time fields of a reference line as finite, non-negative seconds (``ordered``: the
+    second is an end not before the first, else a duration)."""
+    try:
+        a, b = float(fields[0]), float(fields[1])
+    except ValueError:
+        raise AudioError(f"{path}:{number}: malformed {what} line ({names[0]} {fields[0]!r} and "
+                         f"{names[1]} {fields[1]!r} must be numbers of seconds)") from None
+    if not (np.isfinite(a) and np.isfinite(b)) or a < 0 or b < (a if ordered else 0):
+        rule = f"{names[1]} not before {names[0]}" if ordered else "neither negative"
+        raise AudioError(f"{path}:{number}: malformed {what} line ({names[0]} {a:g} and "
+                         f"{names[1]} {b:g} must be finite seconds, {rule})")
+    return a, b
+
+
 def read_rttm(path: str | Path) -> dict[str, list[Region]]:
-    """RTTM SPEAKER lines -> regions per recording (label = the speaker field)."""
+    """RTTM SPEAKER lines -> regions per recording (label = the speaker field). Other record
+    types and ``;;`` comments are passed over; anything else is refused, not skipped."""
     out: dict[str, list[Region]] = {}
     for number, line in enumerate(_text(path, "RTTM").splitlines(), 1):
         fields = line.split()
-        if not fields or fields[0] != "SPEAKER":
+        if not fields or fields[0].startswith(";;") or (fields[0] in RTTM_TYPES and
+                                                         fields[0] != "SPEAKER"):
             continue
-        try:
-            start, duration = float(fields[3]), float(fields[4])
-        except (IndexError, ValueError):
-            raise AudioError(f"{path}:{number}: malformed RTTM line") from None
+        if fields[0] != "SPEAKER" or len(fields) < 8:
+            raise AudioError(f"{path}:{number}: malformed RTTM line (expected SPEAKER uri channel "
+                             "start duration <NA> <NA> speaker ...)")
+        start, duration = _seconds(path, number, "RTTM", fields[3:5], ("start", "duration"),
+                                   ordered=False)
         out.setdefault(fields[1], []).append(Region(start, start + duration, fields[7]))
     return out
 
@@ -187,10 +211,11 @@ def read_uem(path: str | Path) -> dict[str, list[tuple[float, float]]]:
     out: dict[str, list[tuple[float, float]]] = {}
     for number, line in enumerate(_text(path, "UEM").splitlines(), 1):
         fields = line.split()
-        if not fields:
+        if not fields or fields[0].startswith(";;"):
             continue
-        try:
-            out.setdefault(fields[0], []).append((float(fields[2]), float(fields[3])))
-        except (IndexError, ValueError):
-            raise AudioError(f"{path}:{number}: malformed UEM line") from None
+        if len(fields) != 4:
+            raise AudioError(f"{path}:{number}: malformed UEM line (expected uri channel start "
+                             "end)")
+        out.setdefault(fields[0], []).append(
+            _seconds(path, number, "UEM", fields[2:4], ("start", "end"), ordered=True))
     return out

@@ -271,6 +271,40 @@ def test_eval_unreadable_inputs_are_one_line(shared, tmp_path, capsys, flag, mak
     assert capsys.readouterr().err == f"powerseg: error: {path}: {words}\n"
 
 
+RTTM_LINE = "SPEAKER sample 1 {} {} <NA> <NA> A <NA> <NA>\n"
+
+
+@pytest.mark.parametrize("flag, text, words", [
+    ("--reference", "garbage\n", "malformed RTTM line (expected SPEAKER uri channel start "
+                                 "duration <NA> <NA> speaker ...)"),
+    ("--reference", "SPEAKER sample 1 0.5 1.0\n", "malformed RTTM line (expected SPEAKER"),
+    ("--reference", RTTM_LINE.format("x", "1.0"), "malformed RTTM line (start 'x' and duration "
+                                                  "'1.0' must be numbers of seconds)"),
+    ("--reference", RTTM_LINE.format("0.5", "-1.0"), "malformed RTTM line (start 0.5 and "
+                                                     "duration -1 must be finite seconds, "
+                                                     "neither negative)"),
+    ("--reference", RTTM_LINE.format("nan", "1.0"), "start nan and duration 1 must be finite"),
+    ("--uem", "sample 1 5.0 2.0\n", "malformed UEM line (start 5 and end 2 must be finite "
+                                    "seconds, end not before start)"),
+    ("--uem", "sample 1 0.0\n", "malformed UEM line (expected uri channel start end)"),
+])
+def test_eval_malformed_reference_lines_are_refused(shared, tmp_path, capsys, flag, text, words):
+    """A line that is no RTTM record, or a turn no recording can have, names its file and
+    line: nothing is skipped. Other record types and ;; comments are passed over."""
+    path = tmp_path / "bad"
+    args = ["eval", str(SAMPLE), "--task", "vad", "--provider", "cpu"]
+    passed_over = [";; a comment"]
+    if flag == "--uem":
+        args += ["--reference", str(SAMPLE_SET / "rttm" / "sample.rttm")]
+    else:
+        passed_over.append("SPKR-INFO sample 1 <NA> <NA> <NA> unknown A <NA> <NA>")
+    path.write_text("".join(f"{line}\n" for line in passed_over) + text)
+    assert main([*args, flag, str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"powerseg: error: {path}:{len(passed_over) + 1}: ")
+    assert words in err and err.count("\n") == 1
+
+
 def test_eval_table_columns_fit_the_task_and_long_names():
     from powerseg.evaluate import Score, table
 

@@ -277,3 +277,18 @@ def test_cli_transcript_bad_input(tmp_path, shared, sample, capsys, content, out
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["words.json"]  # nothing written
+
+
+def test_cli_transcript_refuses_a_malformed_rttm(tmp_path, sample, capsys):
+    """A turn with a negative duration is refused, naming the file and line, not read as a
+    diarization without that turn; nothing is written."""
+    words, rttm, out = tmp_path / "words.json", tmp_path / "bad.rttm", tmp_path / "t.srt"
+    words.write_text('[{"start": 0, "end": 1, "word": "x"}]')
+    rttm.write_text("SPEAKER sample 1 0.0 2.0 <NA> <NA> A <NA> <NA>\n"
+                    "SPEAKER sample 1 3.0 -1.0 <NA> <NA> B <NA> <NA>\n")
+    assert main(["transcript", str(sample), "--words", str(words), "--rttm", str(rttm),
+                 "-o", str(out)]) == 1
+    assert capsys.readouterr().err == (f"powerseg: error: {rttm}:2: malformed RTTM line (start 3 "
+                                       "and duration -1 must be finite seconds, neither "
+                                       "negative)\n")
+    assert not out.exists()
