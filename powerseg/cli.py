@@ -21,6 +21,7 @@ from pathlib import Path
 from powerseg import __version__
 from powerseg.batch import Interrupted
 from powerseg.errors import OptionError, PowersegError, ProviderError
+from powerseg.modes import check_modes
 from powerseg.runtime import options as checks
 from powerseg.runtime.diarization.presets import PRESETS
 from powerseg.runtime.diarization.voices import DEFAULT_THRESHOLD as DEFAULT_VOICE_THRESHOLD
@@ -434,8 +435,6 @@ def _write_results(args: argparse.Namespace, task) -> int:
     from powerseg import batch
     from powerseg.runtime.writers import dumps_json
 
-    if args.ray and not args.output_dir:
-        raise OptionError("--ray writes one output per input: give --output-dir")
     if args.output_dir:
         return _batch(args, task)
     files = batch.expand(args.audio)
@@ -453,8 +452,6 @@ def _write_results(args: argparse.Namespace, task) -> int:
 def _plot(args: argparse.Namespace) -> int:
     from powerseg.plot import plot
 
-    if args.reference and not args.diarization:
-        raise OptionError("--reference draws reference speaker turns: give --diarization too")
     if args.diarization:
         plot(args.audio, args.output, args.start, args.end, diarizer=_diarizer(args),
              reference=args.reference, **_speakers(args))
@@ -472,9 +469,6 @@ def _eval(args: argparse.Namespace) -> int:
     audio = batch.expand(args.audio)
     progress = _progress(len(audio))
     if args.diarization:
-        if args.soft:
-            raise OptionError("--soft does not apply to --diarization (pyannote's pipeline "
-                              "decodes the segmentation hard)")
         _check_speakers(args)
         scores = evaluate_diarization(_diarizer(args), audio, args.reference, args.uem,
                                       args.metric, args.exclusive, progress=progress,
@@ -641,8 +635,6 @@ def _scores(args: argparse.Namespace) -> int:
     if args.command == "scores":
         if args.output_dir:
             return _batch(args, _task(args))
-        if args.ray:
-            raise OptionError("--ray writes one output per input: give --output-dir")
         from powerseg import batch
 
         files = batch.expand(args.audio)
@@ -694,8 +686,6 @@ def _embed(args: argparse.Namespace) -> int:
     task = _task(args)
     if args.output_dir:
         return _batch(args, task)
-    if args.ray:
-        raise OptionError("--ray writes one output per input: give --output-dir")
     embedder = task.producer().model
     done, failed = _each(args, batch.expand(args.audio),
                          lambda path, hook: embedder.embed(path, hook=hook))
@@ -781,8 +771,6 @@ def _voice_options(p: argparse.ArgumentParser, embeddings: bool = False) -> None
 
 
 def _voices(args: argparse.Namespace) -> dict:
-    if args.voice_threshold is not None and args.voices is None:
-        raise OptionError("--voice-threshold applies only with --voices")
     return dict(voices=None if args.voices is None else str(args.voices),
                 voice_threshold=args.voice_threshold)
 
@@ -842,13 +830,9 @@ def _enroll(args: argparse.Namespace) -> int:
     """Add (or replace) one voice in a bank, or list a bank."""
     from powerseg.runtime.diarization.voices import VoiceBank, check_name
 
-    if args.list is not None:
-        given = [flag for flag, value in (("--name", args.name), ("--output", args.output),
-                                          ("--from-diarization", args.from_diarization),
-                                          ("--speaker", args.speaker), ("AUDIO", args.audio),
-                                          ("--replace", args.replace)) if value]
-        if given:
-            raise OptionError(f"--list only prints a bank; drop {', '.join(given)}")
+    if args.list is not None:  # its options are checked with the others' (powerseg.modes)
+        if args.audio:
+            raise OptionError("audio clips do not apply with --list (it only prints a bank)")
         return _list_voices(args.list)
     missing = [flag for flag, value in (("--name", args.name), ("--output", args.output))
                if value is None]
@@ -856,8 +840,8 @@ def _enroll(args: argparse.Namespace) -> int:
         raise OptionError(f"enroll needs {' and '.join(missing)} (or --list VOICES)")
     if bool(args.audio) == bool(args.from_diarization):
         raise OptionError("enroll takes audio clips or --from-diarization OUT.npz: one of them")
-    if bool(args.speaker) != bool(args.from_diarization):
-        raise OptionError("--from-diarization and --speaker go together")
+    if args.from_diarization and not args.speaker:
+        raise OptionError("--from-diarization needs --speaker (the label or name to enroll)")
     check_name(args.name, "--name")
     bank = VoiceBank.load(args.output) if args.output.exists() else None
     if bank is not None:
@@ -940,15 +924,7 @@ def _transcript(args: argparse.Namespace) -> int:
     fmt = output_format(args.output)
     words = read_words(args.words)  # a bad words file fails before any model runs
     uri = uri_of(args.audio)
-    if args.rttm is not None:
-        given = [flag for flag, value in (
-            ("--voices", args.voices), ("--voice-threshold", args.voice_threshold),
-            ("--exclusive", args.exclusive), ("--num-speakers", args.num_speakers),
-            ("--min-speakers", args.min_speakers), ("--max-speakers", args.max_speakers))
-            if value]
-        if given:
-            raise OptionError(f"--rttm gives a finished diarization: {', '.join(given)} "
-                              "cannot apply to it (no speaker embeddings, no clustering to run)")
+    if args.rttm is not None:  # no model option applies (powerseg.modes)
         turns, envelope = _rttm_turns(args.rttm, args.audio, uri)
     else:
         from powerseg.runtime import Diarizer
@@ -1117,6 +1093,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with warnings.catch_warnings(), _SIGNALS:
         warnings.showwarning = _show_warning
         try:
+            check_modes(parser, args)
             return COMMANDS[args.command](args)
         except (OptionError, ProviderError) as error:
             _report(error, args)

@@ -265,7 +265,8 @@ def test_cli_transcript_diarizes_when_no_rttm(tmp_path, shared, sample):
     ('{"text": "hi"}', "t.json", [], "tried a plain JSON list", 1),
     ('[{"start": 1, "end": 0, "word": "x"}]', "t.srt", [], "end 0 is before start 1", 1),
     ('[{"start": 0, "end": 1, "word": "x"}]', "t.docx", [], "unknown transcript format", 1),
-    ('[{"start": 0, "end": 1, "word": "x"}]', "t.txt", ["--voices", "v.npz"], "--rttm gives", 2),
+    ('[{"start": 0, "end": 1, "word": "x"}]', "t.txt", ["--voices", "v.npz"],
+     "--voices does not apply with --rttm (it gives a finished diarization: no model runs)", 2),
 ])
 def test_cli_transcript_bad_input(tmp_path, shared, sample, capsys, content, out, args, message,
                                   code):

@@ -324,7 +324,10 @@ def test_cli_enroll_list_replace_and_refusals(tmp_path, clips, capsys):
     assert f"{broken}: not a powerseg voice bank, or damaged: its npz archive is truncated" in \
         capsys.readouterr().err
     assert broken.read_bytes() == before[:100]
-    for args, message in ((["--list", str(bank), "--name", "x"], "--list only prints a bank"),
+    for args, message in ((["--list", str(bank), "--name", "x"],
+                           "--name does not apply with --list (it only prints a bank)"),
+                          (["--list", str(bank), str(silence)], "audio clips do not apply with "
+                                                                "--list"),
                           (["--name", "x", str(silence)], "enroll needs --output"),
                           (["--name", "x", "-o", str(bank)], "audio clips or --from-diarization")):
         assert main(["enroll", *args]) == 2
