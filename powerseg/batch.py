@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from powerseg.errors import AudioNotFoundError, OptionError, PowersegError
-from powerseg.runtime.segmentation.stream import StageHook
+from powerseg.runtime.contracts import StageHook
 from powerseg.runtime.writers import atomic_output, npz_bytes, uri_of
 
 if TYPE_CHECKING:

@@ -18,6 +18,10 @@ from powerseg.errors import OptionError
 
 T = TypeVar("T")
 R = TypeVar("R")
+# Stage hook: ``hook(stage, payload)`` after each stage and each round of windows, the payload
+# saying how far the work is in seconds of audio ({"seconds": done, "total": all or None}).
+# One that raises stops the work at once: the exception propagates, no window left queued.
+StageHook = Callable[[str, dict], None]
 
 
 @runtime_checkable

@@ -26,6 +26,14 @@ F = TypeVar("F", bound=Callable)
 Check = Callable[[str, object], None]
 
 
+def options_repr(pipeline, state: str) -> str:
+    """``Name(option=value, ...; state)``: a pipeline is the options that made it and what
+    it runs on, not its arrays or sessions."""
+    options = pipeline.options
+    shown = ", ".join(f"{f.name}={getattr(options, f.name)!r}" for f in fields(options))
+    return f"{type(pipeline).__name__}({shown}; {state})"
+
+
 def integer(none: bool = False) -> Check:
     """A whole number >= 1 (numpy's too; not a bool), or None where ``none``."""
     def check(name: str, value: object) -> None:

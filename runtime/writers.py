@@ -20,13 +20,13 @@ from powerseg.errors import OutputError, PowersegError
 from powerseg.models import SEGMENTATION_FRONT, model_sha256
 
 from .binarize import Region
-from .segmentation.segmenter import Segmentation
 from .session import model_kind
 
 if TYPE_CHECKING:
     from .diarization.diarizer import Diarization
     from .embedding.embedder import Embedding
     from .framing import FrameGrid
+    from .segmentation.segmenter import Segmentation
 
 JSON_SCHEMA_VERSION = 1
 

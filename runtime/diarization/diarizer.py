@@ -22,12 +22,11 @@ import numpy as np
 from powerseg.errors import OptionError
 
 from ..audio import audio_input
-from ..contracts import EmbeddingModel, WindowModel
+from ..contracts import EmbeddingModel, StageHook, WindowModel
 from ..framing import FrameGrid
 from ..embedding.embedder import Embedder, EmbedderOptions
-from ..options import Check, integer, keywords_or_options, number, validate
-from ..segmentation.segmenter import Segmentation, Segmenter, SegmenterOptions, options_repr
-from ..segmentation.stream import StageHook
+from ..options import Check, integer, keywords_or_options, number, options_repr, validate
+from ..segmentation.segmenter import Segmentation, Segmenter, SegmenterOptions
 from ..session import OnnxSession, trim_heap
 from .clustering import Clusters, cluster
 from .presets import PRESETS, PYANNOTE_MIN_CLUSTER_SIZE

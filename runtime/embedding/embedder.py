@@ -17,8 +17,7 @@ from powerseg.models import SPEAKER_EMBEDDING
 
 from .. import contracts
 from ..audio import ACCEPTED, audio_input, check_finite, load_audio, prepare
-from ..options import Check, integer, keywords_or_options, validate
-from ..segmentation.stream import StageHook
+from ..options import Check, integer, keywords_or_options, options_repr, validate
 from ..session import OnnxSession
 from .fbank import FbankOptions, features
 
@@ -175,8 +174,6 @@ class Embedder:
         self.spec = self.model.spec
 
     def __repr__(self) -> str:
-        from ..segmentation.segmenter import options_repr
-
         return options_repr(self, f"provider={self.provider!r}")
 
     @property
@@ -193,7 +190,7 @@ class Embedder:
         return self.model(feats[None])[0]
 
     def embed(self, audio: str | os.PathLike | np.ndarray, sample_rate: int | None = None,
-              hook: StageHook | None = None) -> Embedding:
+              hook: contracts.StageHook | None = None) -> Embedding:
         """A whole utterance: a file, or an array with its ``sample_rate`` (resampled to 16 kHz).
 
         ``hook(stage, payload)`` is called after reading ("audio"), the fbank ("fbank") and the

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
-from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import ClassVar
 
@@ -16,22 +15,14 @@ from powerseg.models import shared_tail_path
 
 from ..audio import ACCEPTED, audio_input, blocks, duration_of, prepare
 from ..binarize import BinarizeOptions, Region, binarize
-from ..contracts import WindowModel, check
+from ..contracts import StageHook, WindowModel, check
 from ..framing import FrameGrid, Framing
-from ..options import Check, integer, keywords_or_options, number, validate
+from ..options import Check, integer, keywords_or_options, number, options_repr, validate
 from ..providers import CPU, resolve_providers
 from .auto_model import AUTO, Choice, choose_variant
 from .front import PAIR_MAX_STEP
 from .model import SegmentationModel
-from .stream import FrameParts, StageHook, Stream, WindowHook
-
-
-def options_repr(pipeline, state: str) -> str:
-    """``Name(option=value, ...; state)``: a pipeline is the options that made it and what
-    it runs on, not its arrays or sessions."""
-    options = pipeline.options
-    fields = ", ".join(f"{f.name}={getattr(options, f.name)!r}" for f in dataclass_fields(options))
-    return f"{type(pipeline).__name__}({fields}; {state})"
+from .stream import FrameParts, Stream, WindowHook
 
 
 @dataclass(frozen=True)

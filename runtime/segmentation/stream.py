@@ -27,16 +27,12 @@ from ..windows import Window, stack
 from .powerset import active_speakers, overlap_score, speech_score, to_multilabel
 
 if TYPE_CHECKING:
-    from ..contracts import WindowModel
+    from ..contracts import StageHook, WindowModel
 
 # Called with each batch of windows, in order, and their per-speaker activations:
 # (windows, window_samples) float32 and (windows, frames, speakers); what needs the audio of
 # each chunk (speaker embeddings) works there, so no recording is ever held whole.
 WindowHook = Callable[[np.ndarray, np.ndarray], None]
-# Stage hook: ``hook(stage, payload)`` after each stage and each round of windows, the payload
-# saying how far the work is in seconds of audio ({"seconds": done, "total": all or None}).
-# One that raises stops the work at once: the exception propagates, no window left queued.
-StageHook = Callable[[str, dict], None]
 CLOSED = "stream already flushed: start a new one with .stream()"
 
 
