@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import re
 import textwrap
@@ -73,7 +74,8 @@ class Transcript:
 # ---- words in ---------------------------------------------------------------------------------
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """A time as float: any real number (numpy's too), never a bool or a string."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         return None
     return float(value)
 
@@ -201,16 +203,30 @@ class _Turns(NamedTuple):
     names: list[str]  # in order of first turn
 
 
+def _turn(index: int, item: Any) -> tuple[float, float, str]:
+    """One turn as (start, end, speaker): a Turn, a Region or a (start, end, speaker) tuple;
+    a TranscriptError naming it otherwise, never a label made up or a time taken on trust."""
+    speaker = getattr(item, "speaker", None) or getattr(item, "label", None)
+    if speaker is None and isinstance(item, (tuple, list)) and len(item) >= 3:
+        speaker = item[2]
+    if not isinstance(item, (tuple, list)) or len(item) < 2 or speaker is None:
+        raise TranscriptError(f"turns: turn {index} is {item!r}; give a Diarization or "
+                              "(start, end, speaker) turns")
+    what = f"turns: turn {index} ({speaker!r})"
+    start, end = _number(item[0]), _number(item[1])
+    if start is None or end is None:
+        raise TranscriptError(f"{what}: start {item[0]!r} and end {item[1]!r} must both be "
+                              "numbers of seconds")
+    if not (math.isfinite(start) and math.isfinite(end)) or start < 0 or end < start:
+        raise TranscriptError(f"{what}: start {start:g} and end {end:g} must be finite seconds, "
+                              "end not before start")
+    return start, end, str(speaker)
+
+
 def _turns(diarization: Any) -> _Turns:
     """A Diarization's turns, or turns/regions given directly as (start, end, speaker)."""
     items = diarization.turns() if hasattr(diarization, "turns") else diarization
-    rows = []
-    for t in items:
-        speaker = getattr(t, "speaker", None) or getattr(t, "label", None)
-        if speaker is None and isinstance(t, (tuple, list)) and len(t) >= 3:
-            speaker = t[2]
-        rows.append((float(t[0]), float(t[1]), str(speaker)))
-    rows.sort()
+    rows = sorted(_turn(i, t) for i, t in enumerate(items))
     names = list(dict.fromkeys(speaker for _, _, speaker in rows))
     index = {name: i for i, name in enumerate(names)}
     return _Turns(np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),

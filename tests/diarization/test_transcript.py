@@ -8,6 +8,7 @@ import json
 import math
 import re
 
+import numpy as np
 import pytest
 
 from powerseg import assign_speakers
@@ -89,6 +90,24 @@ def test_bad_words_and_gap_are_refused():
             assign_speakers([bad], TURNS)
     with pytest.raises(TranscriptError, match="max_gap"):
         assign_speakers([(0, 1, "x")], TURNS, max_gap=-1)
+
+
+def test_bad_turns_are_refused_not_read_as_another_speaker():
+    """Turns given directly are checked as words are: no made-up label for a turn without a
+    speaker, no NaN reaching numpy, no end before start."""
+    for bad, what in (((2.0, 1.0, "A"), "turn 0 \\('A'\\): start 2 and end 1 must be finite "
+                                         "seconds, end not before start"),
+                      ((math.nan, 1.0, "A"), "start nan and end 1 must be finite"),
+                      ((-1.0, 1.0, "A"), "start -1 and end 1 must be finite"),
+                      (("0", 1.0, "A"), "must both be numbers of seconds"),
+                      ((0.0, 1.0), "turn 0 is \\(0.0, 1.0\\); give a Diarization or"),
+                      (5, "turn 0 is 5")):
+        with pytest.raises(TranscriptError, match=what):
+            assign_speakers([(0, 1, "x")], [bad])
+    # numpy's numbers are numbers, for words and turns alike
+    words = assign_speakers([(np.float32(0.0), np.float32(1.0), "x")],
+                            [(np.float32(0.0), np.float64(1.0), "A")]).words
+    assert words == (Word(0.0, 1.0, "x", "A"),)
 
 
 # ---- readers ----------------------------------------------------------------------------------
