@@ -171,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(p, soft=False, step=None)
     _voice_options(p, embeddings=True)
 
-    p = sub.add_parser("stream", help="speech/overlap events from live audio, printed as they "
-                       "become final (about 10 s after they were heard)")
+    p = sub.add_parser("stream", help="live audio: speech/overlap events as they become final "
+                       "(about 10 s after they were heard), or with --diarization speaker turns "
+                       "(--latency s after)")
     p.add_argument("audio", help="'-': raw signed 16-bit little-endian 16 kHz mono PCM on stdin "
                    "(a .raw/.pcm path: the same from a file); other paths: any audio file")
     p.add_argument("--events", choices=("both", "speech", "overlap"), default="both",
