@@ -6,8 +6,9 @@ first set, identified in the second.
 
 - Enrollment: for each voice and each enrollment-set file it speaks in, one clip of its solo
   speech (its RTTM turns minus everyone else's, 0.3 s of silence between pieces) is written
-  as a wav and enrolled with ``powerseg.runtime.diarization.voices.enroll`` (each clip diarized, its main
-  speaker's centroid kept), as a user's clips would be.
+  as a wav and enrolled as ``powerseg enroll`` does (``voices.enroll_clip``: each clip
+  diarized, its main speaker's centroid kept), as a user's clips would be; a clip with too
+  little speech is left out, and a voice with none left counts as unenrolled.
 - Test: each test file is diarized once (powerseg's defaults). Each diarized speaker is the
   reference speaker it overlaps most; its centroid against every enrolled voice is one trial
   (target when the voice is that speaker). Scores, EER and its threshold come from those
@@ -46,8 +47,9 @@ from memory import SHARED, write_results  # noqa: E402
 from powerseg.runtime import Diarizer, Embedder  # noqa: E402
 from powerseg.runtime.audio import load_audio  # noqa: E402
 from powerseg.runtime.metrics import read_rttm  # noqa: E402
-from powerseg.runtime.diarization.voices import (DEFAULT_THRESHOLD, VoiceBank, enroll,  # noqa: E402
-                                                 match_voices, unit)
+from powerseg.errors import TooLittleSpeechError  # noqa: E402
+from powerseg.runtime.diarization.voices import (DEFAULT_THRESHOLD, VoiceBank,  # noqa: E402
+                                                 enroll_clip, match_voices, unit)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "voices.json"
@@ -138,12 +140,23 @@ def diarized(diarizer: Diarizer, wav: Path, cache: Path | None, exclusive: bool)
 
 
 def bank_of(diarizer: Diarizer, clips: dict[str, list[Path]], cache: Path | None) -> VoiceBank:
+    """Each voice enrolled from its clips; a clip with too little speech for enrollment is
+    left out (and said), and a voice with no clip left is not enrolled: it counts as unenrolled."""
     stored = cache / "bank.voices" if cache else None
     if stored is not None and stored.exists():
         return VoiceBank.load(stored)
-    bank = None
+    bank = VoiceBank.for_embedder(diarizer.embedder)
     for voice, paths in clips.items():
-        bank = enroll(diarizer, voice, paths, bank)
+        kept = []
+        for path in paths:
+            try:
+                kept.append(enroll_clip(diarizer, voice, path))
+            except TooLittleSpeechError as error:
+                print(f"left out of the bank: {error}")
+        if kept:
+            bank = bank.add(voice, kept)
+    if not bank.clips:
+        raise SystemExit("no voice has enough speech to enroll")
     if stored is not None:
         bank.save(stored)
     return bank

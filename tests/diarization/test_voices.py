@@ -396,6 +396,21 @@ def test_dominant_speaker_of_a_clip_with_other_voices(shared, diarizer):
     np.testing.assert_array_equal(clip.vector, result.centroids[index].astype(np.float32))
 
 
+def test_the_benchmark_leaves_out_clips_with_too_little_speech(diarizer, clips, tmp_path, capsys):
+    """benchmarks/voices.py on sets it has not seen: a clip too short to enroll is left out and
+    said, a voice with no clip left is not enrolled (it counts as unenrolled), the rest goes on."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import voices as bench
+
+    short = tmp_path / "short.wav"
+    sf.write(short, load_audio(clips["LS2609"], RATE)[:3 * RATE], RATE)
+    bank = bench.bank_of(diarizer, {"LS1998": [short, clips["LS1998"]], "LS2609": [short]}, None)
+    assert bank.names == ("LS1998",) and [c.source for c in bank.clips] == [str(clips["LS1998"])]
+    said = capsys.readouterr().out.splitlines()
+    assert len(said) == 2 and all(line.startswith(f"left out of the bank: {short}: ") and
+                                  "enrollment needs at least 5 s" in line for line in said)
+
+
 @pytest.mark.slow
 def test_identification_across_the_shared_sets(shared, tmp_path):
     """benchmarks/voices.py on the shared sets: every diarized speaker of an enrolled voice
