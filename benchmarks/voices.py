@@ -370,6 +370,9 @@ def main(argv=None) -> int:
     enroll_refs, test_refs = references(args.enroll_set), references(args.test_set)
     voices = sorted({s for r in enroll_refs.values() for s in r} &
                     {s for r in test_refs.values() for s in r})
+    if not voices:
+        raise SystemExit(f"{args.enroll_set} and {args.test_set} share no speaker label: nothing "
+                         "to enroll in one and identify in the other")
     diarizer = Diarizer()
     with tempfile.TemporaryDirectory() as tmp:
         clips = enrollment_clips(args.enroll_set, voices, Path(tmp))
