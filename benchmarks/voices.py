@@ -25,7 +25,7 @@ first set, identified in the second.
 
     python benchmarks/voices.py                        # shared sets, default threshold
     python benchmarks/voices.py --enroll-set A --test-set B --cache /tmp/voices-cache
-    python benchmarks/voices.py --exclusive            # one speaker at a time, as transcripts use
+    python benchmarks/voices.py --exclusive            # one speaker at a time (diarize --exclusive)
 
 Prints tables and writes benchmarks/results/voices.json.
 """
@@ -361,7 +361,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cache", type=Path, default=None,
                         help="keep the bank and the test diarizations here between runs")
     parser.add_argument("--exclusive", action="store_true",
-                        help="score the exclusive turns (one speaker at a time, as transcripts use)")
+                        help="score the exclusive turns (one speaker at a time: diarize --exclusive)")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
     if args.cache:

@@ -447,7 +447,7 @@ def test_identification_across_the_shared_sets(shared, tmp_path):
                             DEFAULT_THRESHOLD)
     assert named.voice_matches == expected
     assert sorted(named.speakers) == ["LS1998", "LS2609"]
-    # one speaker at a time (the turns transcripts use): the same decisions, and the named
+    # one speaker at a time (diarize --exclusive): the same decisions, and the named
     # turns stop running over unenrolled speech (overlapped speech keeps only one name)
     exclusive = tmp_path / "exclusive.json"
     assert bench.main(["--exclusive", "--cache", str(tmp_path / "cache"),
