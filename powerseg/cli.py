@@ -21,7 +21,7 @@ from pathlib import Path
 from powerseg import __version__
 from powerseg.batch import Interrupted
 from powerseg.errors import OptionError, PowersegError, ProviderError
-from powerseg.modes import check_modes
+from powerseg.modes import check_modes, long_options
 from powerseg.runtime import options as checks
 from powerseg.runtime.diarization.presets import PRESETS
 from powerseg.runtime.diarization.voices import DEFAULT_THRESHOLD as DEFAULT_VOICE_THRESHOLD
@@ -1075,26 +1075,17 @@ def _in_cli_words(message: str, args: argparse.Namespace) -> str:
     return message
 
 
-def _flags(parser: argparse.ArgumentParser, command: str) -> dict[str, str]:
-    """dest -> its long option string, for the options of ``command``."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            sub = action.choices[command]
-            return {a.dest: a.option_strings[0] for a in sub._actions
-                    if a.option_strings and a.option_strings[0].startswith("--")}
-    return {}
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    args._flags = _flags(parser, args.command)
+    actions = long_options(parser, args.command)
+    args._flags = {action.dest: flag for flag, action in actions.items()}  # dest -> as typed
     _STATUS.clear()
     _SIGNALS.deferred = args.command == "stream"
     with warnings.catch_warnings(), _SIGNALS:
         warnings.showwarning = _show_warning
         try:
-            check_modes(parser, args)
+            check_modes(actions, args)
             return COMMANDS[args.command](args)
         except (OptionError, ProviderError) as error:
             _report(error, args)

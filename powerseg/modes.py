@@ -59,17 +59,18 @@ MODES: tuple[Mode, ...] = (
 )
 
 
-def given(parser: argparse.ArgumentParser, args: argparse.Namespace) -> set[str]:
-    """The options of ``args.command`` given with a value other than their default."""
+def long_options(parser: argparse.ArgumentParser, command: str) -> dict[str, argparse.Action]:
+    """``command``'s options by their long name (``--min-speakers``)."""
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return {action.option_strings[0] for action in sub.choices[args.command]._actions
-            if action.option_strings and action.option_strings[0].startswith("--")
-            and getattr(args, action.dest, action.default) != action.default}
+    return {a.option_strings[0]: a for a in sub.choices[command]._actions
+            if a.option_strings and a.option_strings[0].startswith("--")}
 
 
-def check_modes(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """Refuse an option given in a mode of its command it does not apply to."""
-    options = given(parser, args)
+def check_modes(actions: dict[str, argparse.Action], args: argparse.Namespace) -> None:
+    """Refuse an option given (a value other than its default) in a mode of its command it
+    does not apply to; ``actions``: the command's ``long_options``."""
+    options = {flag for flag, action in actions.items()
+               if getattr(args, action.dest, action.default) != action.default}
     for mode in MODES:
         if mode.command != args.command:
             continue

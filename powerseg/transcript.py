@@ -75,7 +75,7 @@ class Transcript:
 
 def _number(value: Any) -> float | None:
     """A time as float: any real number (numpy's too), never a bool or a string."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         return None
     return float(value)
 

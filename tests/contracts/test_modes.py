@@ -10,7 +10,7 @@ import re
 import pytest
 
 from powerseg.cli import build_parser, main
-from powerseg.modes import MODES
+from powerseg.modes import MODES, long_options
 from powerseg.samples import sample_path
 
 SAMPLE = str(sample_path())
@@ -29,8 +29,7 @@ CONTEXT = {"--ray": ["--output-dir", "out"]}
 
 
 def actions(command: str) -> dict[str, argparse.Action]:
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return {a.option_strings[0]: a for a in sub.choices[command]._actions if a.option_strings}
+    return long_options(build_parser(), command)
 
 
 def typed(command: str, option: str) -> list[str]:
