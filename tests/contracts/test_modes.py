@@ -10,7 +10,7 @@ import re
 import pytest
 
 from powerseg.cli import build_parser, main
-from powerseg.modes import MODES, long_options
+from powerseg.modes import MODEL, MODES, REGIONS, SPEAKERS, VOICES, long_options
 from powerseg.samples import sample_path
 
 SAMPLE = str(sample_path())
@@ -53,6 +53,23 @@ def cases() -> list:
                                     f"not apply with {mode.switch}",
                                     id=f"{mode.command}{option}-with{mode.switch}"))
     return out
+
+
+def test_the_tables_option_groups_are_the_parsers():
+    """SPEAKERS, VOICES, REGIONS and MODEL restate argparse groups: an option added to a group
+    must join its row too, or it would be ignored where the group does not apply."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    groups = {"speakers": set(SPEAKERS), "named speakers": set(VOICES), "regions": set(REGIONS),
+              "model": set(MODEL)}
+    seen = set()
+    for command, parser in sub.choices.items():
+        for group in parser._action_groups:
+            if group.title in groups and command in {m.command for m in MODES}:
+                flags = {a.option_strings[0] for a in group._group_actions}
+                flags -= {"--soft", "--embeddings"}  # rows of their own where they apply
+                assert flags == groups[group.title], (command, group.title)
+                seen.add(group.title)
+    assert seen == set(groups)
 
 
 def test_every_option_in_the_table_is_one_of_its_command():
